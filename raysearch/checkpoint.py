@@ -1,0 +1,95 @@
+"""Checkpoints as plain dicts of tensors and Python values: loadable with ``torch.load(weights_only=True)``.
+
+A checkpoint carries everything needed to rebuild and use the model without the dataset files: the
+model's constructor arguments, the run config, the state dict, the id maps, the feature vocabularies
+and bags, and the training graph's edges.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from pathlib import Path
+import pickle
+from typing import Any
+
+import torch
+
+from raysearch.config import TrainConfig
+from raysearch.data import Dataset
+from raysearch.errors import DataError
+from raysearch.model import FusionGCN
+
+FORMAT = "raysearch-checkpoint/1"
+
+
+def model_args(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
+    """Constructor arguments of :class:`FusionGCN` for this config and dataset."""
+    return {
+        "num_users": dataset.num_users, "num_items": dataset.num_items,
+        "user_field_sizes": [f.size for f in dataset.user_fields],
+        "item_field_sizes": [f.size for f in dataset.item_fields],
+        "embedding_dim": config.embedding_dim, "num_layers": config.num_layers, "id_dropout": config.id_dropout,
+    }
+
+
+def make_checkpoint(model: FusionGCN, config: TrainConfig, dataset: Dataset, train: torch.Tensor,
+                    epoch: int, metrics: dict[str, float], optimizer: torch.optim.Optimizer | None = None) -> dict:
+    """The plain-dict checkpoint of ``model`` at ``epoch`` (tensors are cloned, so later steps don't change it)."""
+    fields = {
+        side: [{**f.vocabulary(), "tokens": torch.from_numpy(f.tokens), "offsets": torch.from_numpy(f.offsets)}
+               for f in getattr(dataset, f"{side}_fields")]
+        for side in ("user", "item")
+    }
+    return {
+        "format": FORMAT,
+        "model_args": model_args(config, dataset),
+        "config": config.to_dict(),
+        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "optimizer": copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None,
+        "epoch": epoch,
+        "metrics": dict(metrics),
+        "dataset": dataset.name,
+        "user_ids": torch.from_numpy(dataset.user_ids),
+        "item_ids": torch.from_numpy(dataset.item_ids),
+        "item_titles": list(dataset.item_titles),
+        "user_fields": fields["user"],
+        "item_fields": fields["item"],
+        "train": train.clone(),
+    }
+
+
+def save_checkpoint(checkpoint: dict, path: Path) -> None:
+    """Write atomically (temp file + rename), so a crash never leaves a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load with ``weights_only=True`` (no arbitrary code runs) and check the format."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint file not found")
+    try:
+        checkpoint = torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        raise DataError(f"{path}: not a loadable raysearch checkpoint ({str(err).splitlines()[0]})") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise DataError(f"{path}: not a raysearch checkpoint (expected format {FORMAT!r})")
+    return checkpoint
+
+
+def model_from_checkpoint(checkpoint: dict) -> FusionGCN:
+    """Rebuild the model from the checkpoint's own arguments and weights."""
+    model = FusionGCN(**checkpoint["model_args"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model

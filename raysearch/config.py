@@ -1,0 +1,136 @@
+"""The typed run configuration: the single source of truth for a training run."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from raysearch.errors import ConfigError
+
+DATASETS = ("ml-100k", "ml-1m")
+PROTOCOLS = ("warm", "item_cold", "user_cold")
+METRIC_NAMES = ("recall", "ndcg", "mrr", "hit")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of one training run; search spaces and ``--set`` map onto these fields."""
+
+    dataset: str = "ml-100k"  # ml-100k | ml-1m
+    split: str = "warm"  # evaluation protocol: warm | item_cold | user_cold
+    rating_threshold: float = 0.0  # ratings >= this count as positives (0 keeps every rating)
+    embedding_dim: int = 64  # width of ID, field and graph embeddings
+    num_layers: int = 3  # graph convolution depth (0 = no graph)
+    learning_rate: float = 0.005  # Adam step size
+    weight_decay: float = 0.0  # Adam L2 penalty on all parameters
+    contrastive_weight: float = 0.1  # lambda in L = L_rec + lambda * L_cl
+    temperature: float = 0.2  # InfoNCE temperature tau
+    contrastive_pairs: int = 512  # (user, item) pairs of each batch used as InfoNCE in-batch negatives (cost ~ square)
+    id_dropout: float = 0.2  # chance an entity's ID embedding is hidden in a step (teaches cold start)
+    text_buckets: int = 1024  # hash buckets for title words
+    batch_size: int = 2048  # training interactions per step
+    epochs: int = 100  # maximum number of epochs
+    patience: int = 10  # epochs without validation improvement before stopping early
+    metric: str = "ndcg@10"  # validation metric for early stopping and model selection (higher is better)
+    topk: tuple[int, ...] = (10, 20)  # cut-offs K reported for every metric
+    eval_batch_users: int = 512  # users scored per chunk during evaluation (bounds memory)
+    seed: int = 42  # seeds the split, initialisation, negatives and batches
+
+    def __post_init__(self) -> None:
+        _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("split", self.split, PROTOCOLS)
+        for name in ("embedding_dim", "batch_size", "contrastive_pairs", "epochs", "patience", "eval_batch_users", "text_buckets"):
+            _check(name, getattr(self, name), getattr(self, name) >= 1, "must be >= 1")
+        _check("num_layers", self.num_layers, 0 <= self.num_layers <= 8, "must be in 0..8")
+        _check("learning_rate", self.learning_rate, self.learning_rate > 0, "must be > 0")
+        _check("temperature", self.temperature, self.temperature > 0, "must be > 0")
+        _check("weight_decay", self.weight_decay, self.weight_decay >= 0, "must be >= 0")
+        _check("contrastive_weight", self.contrastive_weight, self.contrastive_weight >= 0, "must be >= 0")
+        _check("id_dropout", self.id_dropout, 0 <= self.id_dropout < 1, "must be in [0, 1)")
+        _check("topk", self.topk, len(self.topk) > 0 and min(self.topk) >= 1, "must be a non-empty list of K >= 1")
+        name, _, k = self.metric.partition("@")
+        _check("metric", self.metric, name in METRIC_NAMES and k.isdigit() and int(k) in self.topk,
+               f"must be one of {'|'.join(METRIC_NAMES)} @ a K in topk {list(self.topk)}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> "TrainConfig":
+        """Build a config from plain values, naming ``source`` and the key in any error."""
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: expected a mapping of config keys, got {type(values).__name__}")
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"{source}: unknown key {key!r} (value {value!r}); known keys: {', '.join(sorted(known))}")
+            kwargs[key] = coerce(hints[key], value, f"{source}: key {key!r}")
+        try:
+            return cls(**kwargs)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        """Load a config saved by :meth:`to_yaml` (or written by hand)."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            values = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        return cls.from_dict(values or {}, source=str(path))
+
+    def with_overrides(self, assignments: list[str], source: str = "--set") -> "TrainConfig":
+        """Apply ``key=value`` strings (values parsed as YAML scalars) on top of this config."""
+        values = self.to_dict()
+        for item in assignments:
+            key, sep, raw = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"{source}: expected key=value, got {item!r}")
+            try:
+                values[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
+            except yaml.YAMLError:
+                raise ConfigError(f"{source}: cannot parse value {raw!r} for key {key!r}") from None
+        return TrainConfig.from_dict(values, source=source)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values (lists instead of tuples), suitable for YAML and checkpoints."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def coerce(hint: Any, value: Any, where: str) -> Any:
+    """Check ``value`` against a field type hint; ints and numeric strings are accepted for floats,
+    lists for tuples."""
+    if typing.get_origin(hint) is tuple:
+        (item_type, _) = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list of {item_type.__name__}, got {value!r}")
+        return tuple(coerce(item_type, v, where) for v in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _check(name: str, value: Any, ok: bool, why: str) -> None:
+    if not ok:
+        raise ConfigError(f"key {name!r} = {value!r} {why}")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    _check(name, value, value in choices, f"must be one of {', '.join(choices)}")

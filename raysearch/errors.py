@@ -1,0 +1,13 @@
+"""Errors a user can cause; each names the file, key or line at fault."""
+
+
+class RaysearchError(Exception):
+    """Base class for errors caused by user input; the CLI prints them without a traceback."""
+
+
+class ConfigError(RaysearchError, ValueError):
+    """A bad configuration key or value."""
+
+
+class DataError(RaysearchError, ValueError):
+    """A missing or malformed data file."""
