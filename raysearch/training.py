@@ -17,12 +17,12 @@ import torch
 from raysearch.checkpoint import make_checkpoint, model_args
 from raysearch.config import TrainConfig
 from raysearch.data import Dataset
+from raysearch.evaluation import Scorer, evaluate, sampled_evaluate
 from raysearch.features import field_tensors
 from raysearch.graph import bipartite_adjacency
 from raysearch.losses import bpr_loss, info_nce
-from raysearch.metrics import add_sums, ranking_sums, sampled_sums, top_hits
 from raysearch.model import FusionGCN, Representations
-from raysearch.splits import EvalTask, Split, eval_task
+from raysearch.splits import Split, eval_task
 
 
 class Reporter(Protocol):
@@ -131,76 +131,11 @@ def cross_view_loss(reps: Representations, users: torch.Tensor, item_nodes: torc
 
 
 @torch.no_grad()
-def representations(model: FusionGCN, inputs: ModelInputs) -> Representations:
-    """Inference-mode forward pass (IDs of known nodes always used)."""
+def model_scorer(model: FusionGCN, inputs: ModelInputs) -> Scorer:
+    """The model's ranking head over one inference-mode forward pass (IDs of known nodes always used)."""
     model.eval()
-    return inputs.forward(model)
-
-
-@torch.no_grad()
-def evaluate(model: FusionGCN, reps: Representations, task: EvalTask, ks: tuple[int, ...],
-             chunk_users: int) -> dict[str, float]:
-    """Full-ranking metrics of ``task``, averaged over its users, scoring ``chunk_users`` users at a time."""
-    items = torch.as_tensor(np.arange(model.num_items) if task.candidates is None else task.candidates)
-    column = torch.full((model.num_items,), -1, dtype=torch.long)
-    column[items] = torch.arange(len(items))
-    users = torch.as_tensor(task.users)
-    positives = _rows_and_columns(task.positives, users, column)
-    excluded = _rows_and_columns(task.excluded, users, column)
-    sums: dict[str, float] = {}
-    for start in range(0, len(users), chunk_users):
-        stop = min(start + chunk_users, len(users))
-        scores = model.score(reps, users[start:stop], items)
-        scores[_chunk_index(excluded, start, stop)] = -math.inf
-        positive = torch.zeros_like(scores, dtype=torch.bool)
-        positive[_chunk_index(positives, start, stop)] = True
-        hits = top_hits(scores, positive, max(ks))
-        sums = add_sums(sums, ranking_sums(hits, positive.sum(1), ks))
-    return {k: v / len(users) for k, v in sums.items()}
-
-
-@torch.no_grad()
-def sampled_evaluate(model: FusionGCN, reps: Representations, task: EvalTask, known: np.ndarray,
-                     ks: tuple[int, ...], seed: int, num_negatives: int = 99) -> dict[str, float]:
-    """Sampled protocol: per user one random positive of the part vs ``num_negatives`` random candidates
-    the user never interacted with (``known``: all of the dataset's pairs; drawn with replacement when
-    fewer remain)."""
-    rng = np.random.default_rng(seed)
-    candidates = np.arange(model.num_items) if task.candidates is None else task.candidates
-    by_user = np.split(known[np.argsort(known[:, 0], kind="stable"), 1],
-                       np.searchsorted(np.sort(known[:, 0]), np.arange(1, model.num_users)))
-    part = task.positives[np.argsort(task.positives[:, 0], kind="stable")]
-    starts = np.searchsorted(part[:, 0], task.users)
-    counts = np.searchsorted(part[:, 0], task.users, side="right") - starts
-    picked = part[starts + rng.integers(0, counts), 1]
-    allowed = [np.setdiff1d(candidates, by_user[u]) for u in task.users]
-    scored = np.array([len(a) > 0 for a in allowed])  # a user who had every candidate cannot be scored
-    if not scored.any():
-        return {}
-    negatives = np.stack([rng.choice(a, num_negatives, replace=len(a) < num_negatives)
-                          for a, ok in zip(allowed, scored) if ok])
-    users, picked = torch.as_tensor(task.users[scored]), picked[scored]
-    user_vec = reps.nodes[users]
-    item_rows = reps.nodes[model.num_users:]
-    positive_scores = (user_vec * item_rows[torch.as_tensor(picked)]).sum(1)
-    negative_scores = torch.einsum("bd,bnd->bn", user_vec, item_rows[torch.as_tensor(negatives)])
-    return {k: v / len(users) for k, v in sampled_sums(positive_scores, negative_scores, ks).items()}
-
-
-def _rows_and_columns(pairs: np.ndarray, users: torch.Tensor, column: torch.Tensor) -> torch.Tensor:
-    """(row in ``users``, candidate column) of the pairs whose user is scored and item is a candidate,
-    sorted by row: int [n, 2]."""
-    pairs = torch.as_tensor(pairs, dtype=torch.long).reshape(-1, 2)
-    rows = torch.searchsorted(users, pairs[:, 0].contiguous()).clamp(max=len(users) - 1)
-    cols = column[pairs[:, 1]]
-    keep = (users[rows] == pairs[:, 0]) & (cols >= 0)
-    found = torch.stack([rows[keep], cols[keep]], 1)
-    return found[torch.argsort(found[:, 0], stable=True)]
-
-
-def _chunk_index(pairs: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
-    lo, hi = torch.searchsorted(pairs[:, 0].contiguous(), torch.tensor([start, stop])).tolist()
-    return pairs[lo:hi, 0] - start, pairs[lo:hi, 1]
+    reps = inputs.forward(model)
+    return lambda users, items: model.score(reps, users, items)
 
 
 def fit(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter | None = None) -> FitResult:
@@ -219,7 +154,8 @@ def fit(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter 
         started = time.perf_counter()
         loss = train_epoch(model, optimizer, inputs, train, sampler, config, generator)
         seconds = time.perf_counter() - started
-        valid = evaluate(model, representations(model, inputs), valid_task, config.topk, config.eval_batch_users)
+        valid = evaluate(model_scorer(model, inputs), valid_task, dataset.num_items, config.topk,
+                         config.eval_batch_users)
         metrics = {"epoch": epoch, "loss": loss, "epoch_seconds": seconds,
                    **{f"valid_{k}": v for k, v in valid.items()}}
         history.append(metrics)
@@ -240,7 +176,7 @@ def fit(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter 
 def test_metrics(model: FusionGCN, inputs: ModelInputs, dataset: Dataset, split: Split,
                  config: TrainConfig) -> dict[str, float]:
     """Full-ranking and sampled (1 positive + 99 negatives) metrics on the test part."""
-    reps = representations(model, inputs)
+    scorer = model_scorer(model, inputs)
     task = eval_task(split, "test")
-    return {**evaluate(model, reps, task, config.topk, config.eval_batch_users),
-            **sampled_evaluate(model, reps, task, dataset.interactions, config.topk, config.seed)}
+    return {**evaluate(scorer, task, dataset.num_items, config.topk, config.eval_batch_users),
+            **sampled_evaluate(scorer, task, dataset.interactions, dataset.num_items, config.topk, config.seed)}

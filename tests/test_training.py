@@ -9,7 +9,8 @@ from raysearch.checkpoint import load_checkpoint, model_from_checkpoint, save_ch
 from raysearch.config import TrainConfig
 from raysearch.errors import DataError
 from raysearch.splits import eval_task, make_split
-from raysearch.training import ModelInputs, NegativeSampler, evaluate, fit, representations, train_epoch
+from raysearch.evaluation import evaluate
+from raysearch.training import ModelInputs, NegativeSampler, fit, model_scorer
 
 TINY = dict(embedding_dim=8, num_layers=2, batch_size=16, epochs=30, patience=30, learning_rate=0.05,
             topk=(3,), metric="ndcg@3", contrastive_pairs=16)
@@ -59,7 +60,7 @@ def test_checkpoint_round_trip_with_weights_only(tiny, tmp_path):
     assert loaded["user_fields"][0]["vocab"] == ["<unk>", "even", "odd"]
     model = model_from_checkpoint(loaded)
     inputs = ModelInputs.build(tiny, loaded["train"].numpy())
-    again = evaluate(model, representations(model, inputs), eval_task(split, "valid"), (3,), 4)
+    again = evaluate(model_scorer(model, inputs), eval_task(split, "valid"), tiny.num_items, (3,), 4)
     assert again["ndcg@3"] == pytest.approx(result.valid["ndcg@3"], abs=1e-6)
 
 
