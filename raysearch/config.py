@@ -45,16 +45,16 @@ class TrainConfig:
         _check_choice("dataset", self.dataset, DATASETS)
         _check_choice("split", self.split, PROTOCOLS)
         for name in ("embedding_dim", "batch_size", "contrastive_pairs", "epochs", "patience", "eval_batch_users", "text_buckets"):
-            _check(name, getattr(self, name), getattr(self, name) >= 1, "must be >= 1")
-        _check("num_layers", self.num_layers, 0 <= self.num_layers <= 8, "must be in 0..8")
-        _check("learning_rate", self.learning_rate, self.learning_rate > 0, "must be > 0")
-        _check("temperature", self.temperature, self.temperature > 0, "must be > 0")
-        _check("weight_decay", self.weight_decay, self.weight_decay >= 0, "must be >= 0")
-        _check("contrastive_weight", self.contrastive_weight, self.contrastive_weight >= 0, "must be >= 0")
-        _check("id_dropout", self.id_dropout, 0 <= self.id_dropout < 1, "must be in [0, 1)")
-        _check("topk", self.topk, len(self.topk) > 0 and min(self.topk) >= 1, "must be a non-empty list of K >= 1")
+            check(name, getattr(self, name), getattr(self, name) >= 1, "must be >= 1")
+        check("num_layers", self.num_layers, 0 <= self.num_layers <= 8, "must be in 0..8")
+        check("learning_rate", self.learning_rate, self.learning_rate > 0, "must be > 0")
+        check("temperature", self.temperature, self.temperature > 0, "must be > 0")
+        check("weight_decay", self.weight_decay, self.weight_decay >= 0, "must be >= 0")
+        check("contrastive_weight", self.contrastive_weight, self.contrastive_weight >= 0, "must be >= 0")
+        check("id_dropout", self.id_dropout, 0 <= self.id_dropout < 1, "must be in [0, 1)")
+        check("topk", self.topk, len(self.topk) > 0 and min(self.topk) >= 1, "must be a non-empty list of K >= 1")
         name, _, k = self.metric.partition("@")
-        _check("metric", self.metric, name in METRIC_NAMES and k.isdigit() and int(k) in self.topk,
+        check("metric", self.metric, name in METRIC_NAMES and k.isdigit() and int(k) in self.topk,
                f"must be one of {'|'.join(METRIC_NAMES)} @ a K in topk {list(self.topk)}")
 
     @classmethod
@@ -107,6 +107,26 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+@dataclass(frozen=True)
+class Scaling:
+    """How one training run spreads over Ray Train workers (the ``resources`` of a search space)."""
+
+    workers_per_trial: int = 1  # Ray Train DDP workers per run
+    cpus_per_worker: float = 1.0  # logical CPUs reserved per worker; torch threads = max(1, floor(cpus))
+    use_gpu: bool = False  # one GPU per worker, NCCL backend
+    num_to_keep: int = 2  # checkpoints kept per run, best by the validation metric
+    max_failures: int = 1  # worker failures survived by restarting from the last checkpoint
+    controller_failure_limit: int = 3  # failed worker-group starts before the run errors instead of waiting
+
+    def __post_init__(self) -> None:
+        check("workers_per_trial", self.workers_per_trial, self.workers_per_trial >= 1, "must be >= 1")
+        check("cpus_per_worker", self.cpus_per_worker, self.cpus_per_worker > 0, "must be > 0")
+        check("num_to_keep", self.num_to_keep, self.num_to_keep >= 1, "must be >= 1")
+        check("max_failures", self.max_failures, self.max_failures >= 0, "must be >= 0")
+        check("controller_failure_limit", self.controller_failure_limit, self.controller_failure_limit >= 0,
+               "must be >= 0")
+
+
 def coerce(hint: Any, value: Any, where: str) -> Any:
     """Check ``value`` against a field type hint; ints and numeric strings are accepted for floats,
     lists for tuples."""
@@ -127,10 +147,10 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
-def _check(name: str, value: Any, ok: bool, why: str) -> None:
+def check(name: str, value: Any, ok: bool, why: str) -> None:
     if not ok:
         raise ConfigError(f"key {name!r} = {value!r} {why}")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    _check(name, value, value in choices, f"must be one of {', '.join(choices)}")
+    check(name, value, value in choices, f"must be one of {', '.join(choices)}")

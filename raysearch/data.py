@@ -198,6 +198,33 @@ def _index(name: str, users: pd.DataFrame, items: pd.DataFrame, ratings: pd.Data
     )
 
 
+def user_attribute_tokens(attributes: dict[str, str], fields: list[dict]) -> list[list[int]]:
+    """Token bags for a new user's raw attributes, encoded as the loaders encode them.
+
+    ``attributes`` uses the raw names ``gender``, ``age`` (years or an ML-1M age code), ``occupation``
+    and ``zip``; ``fields`` are the vocabularies a checkpoint stores. A missing attribute is unknown.
+    """
+    raw = {"gender": "gender", "age": "age", "occupation": "occupation", "zip": "zip_region"}
+    unknown = set(attributes) - set(raw)
+    if unknown:
+        raise DataError(f"unknown user attribute {sorted(unknown)[0]!r}; expected some of {', '.join(raw)}")
+    values = {raw[k]: v.strip() for k, v in attributes.items()}
+    if "age" in values:
+        if not values["age"].isdigit():
+            raise DataError(f"user attribute age={values['age']!r} is not a whole number of years")
+        values["age"] = _age_group(int(values["age"]))
+    if "zip_region" in values:
+        values["zip_region"] = _zip_region(values["zip_region"])
+    bags = []
+    for field in fields:
+        value = values.get(field["name"])
+        if value is not None and value not in field["vocab"]:
+            raise DataError(f"user attribute {field['name']}={value!r} is unknown to the model; "
+                            f"known values: {', '.join(field['vocab'][1:])}")
+        bags.append([field["vocab"].index(value)] if value is not None else [0])
+    return bags
+
+
 def _age_group(age: int) -> str:
     """Map a raw age (ML-100K) or an ML-1M age code onto ML-1M's seven age groups."""
     return AGE_GROUPS[max(k for k in AGE_GROUPS if k <= max(age, 1))]

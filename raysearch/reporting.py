@@ -40,7 +40,11 @@ class LocalReporter:
 def metrics_table(rows: dict[str, dict[str, float]], ks: tuple[int, ...]) -> str:
     """A Markdown table: one row per part (e.g. valid, test), one column per metric@K."""
     columns = [f"{name}@{k}" for k in ks for name in SHOWN]
-    lines = ["| part | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for part, values in rows.items():
-        lines.append(f"| {part} | " + " | ".join(f"{values[c]:.4f}" for c in columns) + " |")
-    return "\n".join(lines)
+    return markdown_table(["part", *columns], [[part, *(values[c] for c in columns)] for part, values in rows.items()])
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table; floats get 4 decimals."""
+    cell = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])

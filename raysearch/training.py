@@ -13,6 +13,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from raysearch.checkpoint import make_checkpoint, model_args
 from raysearch.config import TrainConfig
@@ -47,6 +48,16 @@ class ModelInputs:
 
     def forward(self, model: torch.nn.Module) -> Representations:
         return model(self.adjacency, self.known, self.user_bags, self.item_bags)
+
+
+@dataclass
+class Run:
+    """State of :func:`run_epochs` when it stops."""
+
+    model: FusionGCN  # the bare model (not wrapped), at its last epoch
+    inputs: ModelInputs
+    history: list[dict[str, float]]  # one row of metrics per epoch run
+    best: dict | None  # checkpoint of the best epoch run here (None if none improved)
 
 
 @dataclass(frozen=True)
@@ -138,39 +149,62 @@ def model_scorer(model: FusionGCN, inputs: ModelInputs) -> Scorer:
     return lambda users, items: model.score(reps, users, items)
 
 
-def fit(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter | None = None) -> FitResult:
-    """Train with early stopping on ``config.metric`` (validation), then score the best model on test."""
+def run_epochs(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter | None = None, *,
+               rank: int = 0, world_size: int = 1, wrap: Callable[[nn.Module], nn.Module] = lambda m: m,
+               resume: dict | None = None) -> Run:
+    """The epoch loop shared by :func:`fit` and the distributed trainer.
+
+    Each epoch trains on this rank's shard (``wrap`` may make the model data-parallel), scores the
+    whole validation part (so every rank computes the same metrics) and calls ``reporter``; it stops
+    after ``config.patience`` epochs without improving ``config.metric`` or on a non-finite loss.
+    ``resume`` (a checkpoint dict) continues a run from its epoch.
+    """
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    inputs = ModelInputs.build(dataset, split.train)
-    train = torch.as_tensor(split.train, dtype=torch.long)
     model = build_model(config, dataset)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    start, best_epoch, best_value = 0, 0, -math.inf
+    if resume is not None:
+        model.load_state_dict(resume["state_dict"])
+        optimizer.load_state_dict(resume["optimizer"])
+        start, best_epoch, best_value = resume["epoch"], resume["metrics"]["best_epoch"], resume["metrics"]["best_value"]
+    generator = torch.Generator().manual_seed(config.seed + start)
+    trained = wrap(model)
+    inputs = ModelInputs.build(dataset, split.train)
+    train = torch.as_tensor(split.train, dtype=torch.long)
     sampler = NegativeSampler(split.train, training_items(dataset, split), dataset.num_items)
     valid_task = eval_task(split, "valid")
-    history: list[dict[str, float]] = []
-    best: dict = {}
-    for epoch in range(1, config.epochs + 1):
+    run = Run(model, inputs, [], None)
+    for epoch in range(start + 1, config.epochs + 1):
         started = time.perf_counter()
-        loss = train_epoch(model, optimizer, inputs, train, sampler, config, generator)
+        loss = train_epoch(trained, optimizer, inputs, train, sampler, config, generator, rank, world_size)
         seconds = time.perf_counter() - started
         valid = evaluate(model_scorer(model, inputs), valid_task, dataset.num_items, config.topk,
                          config.eval_batch_users)
+        improved = valid[config.metric] > best_value
+        if improved:
+            best_epoch, best_value = epoch, valid[config.metric]
         metrics = {"epoch": epoch, "loss": loss, "epoch_seconds": seconds,
-                   **{f"valid_{k}": v for k, v in valid.items()}}
-        history.append(metrics)
-        improved = not best or valid[config.metric] > best["metrics"][f"valid_{config.metric}"]
+                   **{f"valid_{k}": v for k, v in valid.items()}, "best_epoch": best_epoch, "best_value": best_value}
+        run.history.append(metrics)
         snapshot = lambda: make_checkpoint(model, config, dataset, train, epoch, metrics, optimizer)  # noqa: E731
         if improved:
-            best = snapshot()
+            run.best = snapshot()
         if reporter is not None:
-            reporter(metrics, (lambda: best) if improved else snapshot, improved)
-        if epoch - best["epoch"] >= config.patience or not math.isfinite(loss):
+            reporter(metrics, (lambda: run.best) if improved else snapshot, improved)
+        if epoch - best_epoch >= config.patience or not math.isfinite(loss):
             break
-    model.load_state_dict(best["state_dict"])
-    test = test_metrics(model, inputs, dataset, split, config)
-    valid = {k.removeprefix("valid_"): v for k, v in best["metrics"].items() if k.startswith("valid_")}
-    return FitResult(best["epoch"], valid, test, history, best)
+    return run
+
+
+def fit(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter | None = None) -> FitResult:
+    """Train in-process with early stopping on ``config.metric``, then score the best model on test."""
+    run = run_epochs(config, dataset, split, reporter)
+    if run.best is None:
+        raise RuntimeError(f"training produced no finite validation {config.metric} (loss {run.history[-1]['loss']})")
+    run.model.load_state_dict(run.best["state_dict"])
+    test = test_metrics(run.model, run.inputs, dataset, split, config)
+    valid = {k.removeprefix("valid_"): v for k, v in run.best["metrics"].items() if k.startswith("valid_")}
+    return FitResult(run.best["epoch"], valid, test, run.history, run.best)
 
 
 def test_metrics(model: FusionGCN, inputs: ModelInputs, dataset: Dataset, split: Split,

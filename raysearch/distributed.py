@@ -1,0 +1,77 @@
+"""Ray Train data-parallel training: every worker runs the core epoch loop on its shard of the data.
+
+The per-worker function is :func:`raysearch.training.run_epochs` unchanged, with the model wrapped by
+``ray.train.torch.prepare_model`` (DDP: gloo on CPU, NCCL on GPU) and a reporter that calls
+``ray.train.report`` on every rank each epoch (a barrier), attaching the checkpoint on rank 0 only.
+Validation covers the whole validation part on every rank, so all ranks report identical metrics.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import ray.train
+import ray.train.torch
+import torch
+
+from raysearch.checkpoint import load_checkpoint, save_checkpoint
+from raysearch.config import Scaling, TrainConfig
+from raysearch.data import Dataset
+from raysearch.splits import make_split
+from raysearch.training import run_epochs
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+class RayReporter:
+    """Reports each epoch to Ray Train from every rank; rank 0 attaches the checkpoint."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+
+    def __call__(self, metrics: dict[str, float], checkpoint: Callable[[], dict], improved: bool) -> None:
+        if self.rank != 0:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            save_checkpoint(checkpoint(), Path(folder) / CHECKPOINT_FILE)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """Ray Train entry point: ``loop_config`` holds the config dict, the dataset and the torch threads."""
+    torch.set_num_threads(loop_config["threads"])
+    config = TrainConfig.from_dict(loop_config["config"])
+    dataset: Dataset = loop_config["dataset"]
+    context = ray.train.get_context()
+    resume = None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resume = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
+    run_epochs(config, dataset, make_split(dataset, config.split, config.seed), RayReporter(context.get_world_rank()),
+               rank=context.get_world_rank(), world_size=context.get_world_size(),
+               wrap=ray.train.torch.prepare_model, resume=resume)
+
+
+def make_trainer(config: TrainConfig, dataset: Dataset, scaling: Scaling, run_name: str, storage_path: str,
+                 callbacks: list | None = None) -> ray.train.torch.TorchTrainer:
+    """A ``TorchTrainer`` for one run; checkpoints are kept by the validation metric. A worker group
+    that cannot start fails the run after ``controller_failure_limit`` tries instead of waiting forever."""
+    return ray.train.torch.TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": config.to_dict(), "dataset": dataset,
+                           "threads": max(1, int(scaling.cpus_per_worker))},
+        scaling_config=ray.train.ScalingConfig(num_workers=scaling.workers_per_trial, use_gpu=scaling.use_gpu,
+                                               resources_per_worker={"CPU": scaling.cpus_per_worker}),
+        torch_config=ray.train.torch.TorchConfig(backend="nccl" if scaling.use_gpu else "gloo"),
+        run_config=ray.train.RunConfig(
+            name=run_name, storage_path=storage_path, callbacks=callbacks or [],
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=scaling.num_to_keep, checkpoint_score_attribute=f"valid_{config.metric}",
+                checkpoint_score_order="max"),
+            failure_config=ray.train.FailureConfig(max_failures=scaling.max_failures,
+                                                  controller_failure_limit=scaling.controller_failure_limit)),
+    )

@@ -1,0 +1,108 @@
+"""Exported models: the best checkpoint as a self-contained artifact, and recommendations from it.
+
+An export folder holds ``model.pt`` (the plain-dict checkpoint without optimizer state; load it with
+``torch.load(weights_only=True)``), ``config.yaml`` and ``metrics.json``. Nothing here needs Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from raysearch.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from raysearch.config import TrainConfig
+from raysearch.data import user_attribute_tokens
+from raysearch.errors import DataError
+from raysearch.graph import bipartite_adjacency
+from raysearch.training import ModelInputs
+
+MODEL_FILE = "model.pt"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def export_model(experiment_dir: Path, out: Path) -> Path:
+    """Copy the experiment's best checkpoint into ``out`` as a standalone model folder (atomically)."""
+    source = Path(experiment_dir) / "best_checkpoint" / CHECKPOINT_FILE
+    if not source.is_file():
+        raise DataError(f"{experiment_dir}: no best_checkpoint/{CHECKPOINT_FILE}; is this a finished raysearch experiment?")
+    if out.exists() and any(out.iterdir()):
+        raise DataError(f"{out}: output folder already holds files; choose another --out")
+    checkpoint = {**load_checkpoint(source), "optimizer": None}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    save_checkpoint(checkpoint, tmp / MODEL_FILE)
+    (tmp / "config.yaml").write_text(TrainConfig.from_dict(checkpoint["config"]).to_yaml())
+    (tmp / "metrics.json").write_text(json.dumps({"epoch": checkpoint["epoch"], **checkpoint["metrics"]}, indent=2))
+    if out.exists():
+        out.rmdir()
+    os.replace(tmp, out)
+    return out
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item_id: int
+    title: str
+    score: float
+
+
+class Recommender:
+    """A loaded model with its id maps: top-k items for a known user or for attributes alone."""
+
+    def __init__(self, checkpoint: dict) -> None:
+        self.checkpoint = checkpoint
+        self.config = TrainConfig.from_dict(checkpoint["config"])
+        self.model = model_from_checkpoint(checkpoint).eval()
+        self.inputs = checkpoint_inputs(checkpoint)
+        self.user_index = {int(u): i for i, u in enumerate(checkpoint["user_ids"].tolist())}
+        with torch.no_grad():
+            self.reps = self.inputs.forward(self.model)
+
+    @property
+    def item_vectors(self) -> torch.Tensor:
+        return self.reps.nodes[self.model.num_users:]
+
+    def recommend(self, user_id: int, k: int = 10) -> list[Recommendation]:
+        """Top-k for a user of the training data (original id); items they interacted with are skipped."""
+        if user_id not in self.user_index:
+            raise DataError(f"user {user_id} is not in the model's data; use --user-attrs for a new user")
+        user = self.user_index[user_id]
+        scores = self.item_vectors @ self.reps.nodes[user]
+        train = self.checkpoint["train"]
+        scores[train[train[:, 0] == user, 1]] = -torch.inf
+        return self._top(scores, k)
+
+    def recommend_for_attributes(self, attributes: dict[str, str], k: int = 10) -> list[Recommendation]:
+        """Top-k for a new (cold) user described only by attributes, e.g. ``{"gender": "F", "age": "25"}``."""
+        tokens = user_attribute_tokens(attributes, self.checkpoint["user_fields"])
+        bags = [(torch.tensor(t), torch.tensor([0])) for t in tokens]
+        with torch.no_grad():
+            vector, _ = self.model.user_fusion(bags)
+        return self._top(self.item_vectors @ vector[0], k)
+
+    def _top(self, scores: torch.Tensor, k: int) -> list[Recommendation]:
+        values, items = torch.topk(scores, min(k, len(scores)))
+        ids, titles = self.checkpoint["item_ids"], self.checkpoint["item_titles"]
+        return [Recommendation(int(ids[i]), titles[i], float(v)) for v, i in zip(values, items)]
+
+
+def checkpoint_inputs(checkpoint: dict) -> ModelInputs:
+    """Rebuild the model inputs (graph and attribute bags) from what a checkpoint carries."""
+    args = checkpoint["model_args"]
+    adjacency, known = bipartite_adjacency(checkpoint["train"].numpy(), args["num_users"], args["num_items"])
+    bags = {side: [(f["tokens"], f["offsets"][:-1]) for f in checkpoint[f"{side}_fields"]] for side in ("user", "item")}
+    return ModelInputs(adjacency, known, bags["user"], bags["item"])
+
+
+def load_model(path: str | Path) -> Recommender:
+    """Load an exported model folder (or a checkpoint file) without Ray."""
+    path = Path(path)
+    file = path / MODEL_FILE if path.is_dir() else path
+    if path.is_dir() and not file.is_file():
+        raise DataError(f"{path}: no {MODEL_FILE}; expected a folder written by `raysearch export`")
+    return Recommender(load_checkpoint(file))
