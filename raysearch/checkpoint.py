@@ -8,8 +8,6 @@ and bags, and the training graph's edges.
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from pathlib import Path
 import pickle
 from typing import Any
@@ -19,6 +17,7 @@ import torch
 from raysearch.config import TrainConfig
 from raysearch.data import Dataset
 from raysearch.errors import DataError
+from raysearch.files import atomic_write
 from raysearch.model import FusionGCN
 
 FORMAT = "raysearch-checkpoint/1"
@@ -38,7 +37,7 @@ def make_checkpoint(model: FusionGCN, config: TrainConfig, dataset: Dataset, tra
                     epoch: int, metrics: dict[str, float], optimizer: torch.optim.Optimizer | None = None) -> dict:
     """The plain-dict checkpoint of ``model`` at ``epoch`` (tensors are cloned, so later steps don't change it)."""
     fields = {
-        side: [{**f.vocabulary(), "tokens": torch.from_numpy(f.tokens), "offsets": torch.from_numpy(f.offsets)}
+        side: [{**f.vocabulary(), "tokens": torch.tensor(f.tokens), "offsets": torch.tensor(f.offsets)}
                for f in getattr(dataset, f"{side}_fields")]
         for side in ("user", "item")
     }
@@ -51,8 +50,8 @@ def make_checkpoint(model: FusionGCN, config: TrainConfig, dataset: Dataset, tra
         "epoch": epoch,
         "metrics": dict(metrics),
         "dataset": dataset.name,
-        "user_ids": torch.from_numpy(dataset.user_ids),
-        "item_ids": torch.from_numpy(dataset.item_ids),
+        "user_ids": torch.tensor(dataset.user_ids),
+        "item_ids": torch.tensor(dataset.item_ids),
         "item_titles": list(dataset.item_titles),
         "user_fields": fields["user"],
         "item_fields": fields["item"],
@@ -61,17 +60,8 @@ def make_checkpoint(model: FusionGCN, config: TrainConfig, dataset: Dataset, tra
 
 
 def save_checkpoint(checkpoint: dict, path: Path) -> None:
-    """Write atomically (temp file + rename), so a crash never leaves a half-written checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write atomically, so a crash never leaves a half-written checkpoint."""
+    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -7,7 +7,6 @@ An export folder holds ``model.pt`` (the plain-dict checkpoint without optimizer
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from raysearch.checkpoint import load_checkpoint, model_from_checkpoint, save_ch
 from raysearch.config import TrainConfig
 from raysearch.data import user_attribute_tokens
 from raysearch.errors import DataError
+from raysearch.files import atomic_copy_dir
 from raysearch.graph import bipartite_adjacency
 from raysearch.training import ModelInputs
 
@@ -33,14 +33,12 @@ def export_model(experiment_dir: Path, out: Path) -> Path:
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out}: output folder already holds files; choose another --out")
     checkpoint = {**load_checkpoint(source), "optimizer": None}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    save_checkpoint(checkpoint, tmp / MODEL_FILE)
-    (tmp / "config.yaml").write_text(TrainConfig.from_dict(checkpoint["config"]).to_yaml())
-    (tmp / "metrics.json").write_text(json.dumps({"epoch": checkpoint["epoch"], **checkpoint["metrics"]}, indent=2))
-    if out.exists():
-        out.rmdir()
-    os.replace(tmp, out)
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        save_checkpoint(checkpoint, tmp / MODEL_FILE)
+        (tmp / "config.yaml").write_text(TrainConfig.from_dict(checkpoint["config"]).to_yaml())
+        (tmp / "metrics.json").write_text(json.dumps({"epoch": checkpoint["epoch"], **checkpoint["metrics"]}, indent=2))
+        atomic_copy_dir(tmp, out)
     return out
 
 

@@ -33,11 +33,6 @@ class Field:
     def bag(self, entity: int) -> list[int]:
         return self.tokens[self.offsets[entity]:self.offsets[entity + 1]].tolist()
 
-    def select(self, index: np.ndarray) -> "Field":
-        """The same field restricted to entities ``index`` (in that order)."""
-        bags = [self.bag(e) for e in index]
-        return _from_bags(self.name, self.kind, self.vocab, self.size, bags)
-
     def vocabulary(self) -> dict:
         """What a checkpoint stores to encode new entities later: kind, vocab and size."""
         return {"name": self.name, "kind": self.kind, "vocab": list(self.vocab), "size": self.size}
@@ -71,4 +66,4 @@ def _from_bags(name: str, kind: str, vocab: tuple[str, ...], size: int, bags: li
 
 def field_tensors(fields: Sequence[Field]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(tokens, offsets) tensor pairs in the layout ``nn.EmbeddingBag`` takes (offsets without the end)."""
-    return [(torch.from_numpy(f.tokens), torch.from_numpy(f.offsets[:-1])) for f in fields]
+    return [(torch.tensor(f.tokens), torch.tensor(f.offsets[:-1])) for f in fields]

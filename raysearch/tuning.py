@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from ray.tune.search.optuna import OptunaSearch
 from raysearch.data import Dataset
 from raysearch.distributed import make_trainer
 from raysearch.errors import RaysearchError
+from raysearch.files import atomic_copy_dir, atomic_write_text
 from raysearch.reporting import markdown_table
 from raysearch.search_space import SPACE_FILE, SearchSpace
 
@@ -62,7 +61,7 @@ def search(space: SearchSpace, dataset: Dataset, storage: Path, name: str, resum
             raise RaysearchError(f"{experiment_dir}: an experiment with this name exists; pass --resume "
                                  f"{experiment_dir} to continue it or choose another --name")
         experiment_dir.mkdir(parents=True)
-        _write_text(experiment_dir / SPACE_FILE, yaml.safe_dump(space.to_document(), sort_keys=False))
+        atomic_write_text(experiment_dir / SPACE_FILE, yaml.safe_dump(space.to_document(), sort_keys=False))
         tuner = tune.Tuner(
             _trainable(space, dataset, experiment_dir),
             param_space=space.tune_space(),
@@ -115,20 +114,20 @@ def trials_table(space: SearchSpace, results: tune.ResultGrid) -> pd.DataFrame:
 def write_outputs(space: SearchSpace, results: tune.ResultGrid, experiment_dir: Path) -> None:
     """trials.csv, summary.md, best_config.yaml and best_checkpoint/, each written atomically."""
     table = trials_table(space, results)
-    _write_text(experiment_dir / "trials.csv", table.to_csv(index=False))
+    atomic_write_text(experiment_dir / "trials.csv", table.to_csv(index=False))
     ranked = table.dropna(subset=["best_value"]).sort_values("best_value", ascending=False)
     if ranked.empty:
         raise RaysearchError(f"{experiment_dir}: no trial reported a finite {space.metric}; see trials.csv")
     best = ranked.iloc[0]
     best_result = next(r for r in results if r.path == best["path"])
     config = space.trial_config({p.key: best_result.config[p.key] for p in space.params})
-    _write_text(experiment_dir / "best_config.yaml",
+    atomic_write_text(experiment_dir / "best_config.yaml",
                 f"# best trial {best['trial_id']}: {space.metric} = {best['best_value']:.6f} "
                 f"at epoch {int(best['best_epoch'])}\n" + config.to_yaml())
-    _copy_dir(_best_checkpoint_path(best_result, space.metric), experiment_dir / "best_checkpoint")
+    atomic_copy_dir(_best_checkpoint_path(best_result, space.metric), experiment_dir / "best_checkpoint")
     shown = ["trial_id", "stopped_by", "epochs_run", "best_epoch", "best_value", *[f"param_{p.key}" for p in space.params]]
     top = ranked[shown].head(10)
-    _write_text(experiment_dir / "summary.md", f"# {experiment_dir.name}: top trials by {space.metric}\n\n"
+    atomic_write_text(experiment_dir / "summary.md", f"# {experiment_dir.name}: top trials by {space.metric}\n\n"
                 + markdown_table(shown, top.values.tolist()) + "\n")
 
 
@@ -139,21 +138,6 @@ def _best_checkpoint_path(result: Any, metric: str) -> Path:
     if rows.empty:
         raise RaysearchError(f"{result.path}: the best trial reported no checkpoint")
     return Path(rows.loc[rows[metric].idxmax(), "checkpoint_path"])
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _copy_dir(source: Path, target: Path) -> None:
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    shutil.copytree(source, tmp, dirs_exist_ok=True)
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
 
 
 def init_ray(address: str | None, num_cpus: int | None = None) -> None:

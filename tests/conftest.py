@@ -48,3 +48,14 @@ def tiny_dataset(num_users: int = 12, num_items: int = 10, seed: int = 0) -> Dat
 @pytest.fixture
 def tiny() -> Dataset:
     return tiny_dataset()
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """One local Ray for the whole test run: 2 logical CPUs, shut down at the end."""
+    import ray
+
+    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "60")
+    ray.init(num_cpus=2)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()

@@ -1,0 +1,140 @@
+"""The Ray search end to end, on one local Ray shared by the test run (2 logical CPUs)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import ray.cloudpickle
+import ray.train
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from raysearch import load_model
+from raysearch.config import Scaling, TrainConfig
+from raysearch.distributed import make_trainer
+from raysearch.errors import RaysearchError
+from raysearch.evaluation import evaluate
+from raysearch.export import export_model
+from raysearch.search_space import load_space
+from raysearch.splits import eval_task, make_split
+from raysearch.training import model_scorer
+from raysearch.tuning import search
+
+SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def smoke(ray_address, ml100k, tmp_path_factory):
+    """A 4-trial smoke search, 2 DDP workers per trial (search_spaces/smoke.yaml)."""
+    storage = tmp_path_factory.mktemp("storage")
+    return search(load_space(SMOKE), ml100k, storage, "smoke")
+
+
+def test_every_trial_finishes_and_asha_stops_some(smoke):
+    trials = pd.read_csv(smoke / "trials.csv")
+    assert len(trials) == 4 and trials["trial_id"].is_unique
+    assert (trials["status"] == "TERMINATED").all()
+    assert (trials["stopped_by"] == "asha").any()
+    assert ((trials["epochs_run"] >= 1) & (trials["epochs_run"] <= 3)).all()
+    best = trials.loc[trials["best_value"].idxmax()]
+    header = (smoke / "best_config.yaml").read_text().splitlines()[0]
+    assert best["trial_id"] in header
+    config = TrainConfig.from_yaml(smoke / "best_config.yaml")
+    assert config.learning_rate == pytest.approx(best["param_learning_rate"])
+    assert (smoke / "summary.md").read_text().count(str(best["trial_id"])) == 1
+    study = optuna.load_study(study_name="smoke", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(smoke / "optuna.journal"))))
+    assert len(study.trials) == 4
+
+
+def test_exported_model_reproduces_the_best_validation_metric(smoke, ml100k, tmp_path):
+    trials = pd.read_csv(smoke / "trials.csv")
+    out = export_model(smoke, tmp_path / "model")
+    checkpoint = torch.load(out / "model.pt", weights_only=True)
+    assert checkpoint["optimizer"] is None and checkpoint["metrics"]["best_value"] == pytest.approx(trials["best_value"].max())
+    recommender = load_model(out)
+    split = make_split(ml100k, recommender.config.split, recommender.config.seed)
+    metrics = evaluate(model_scorer(recommender.model, recommender.inputs), eval_task(split, "valid"),
+                       ml100k.num_items, recommender.config.topk, 512)
+    assert metrics[recommender.config.metric] == pytest.approx(trials["best_value"].max(), abs=1e-4)
+    top = recommender.recommend(1, 10)
+    seen = set(ml100k.item_ids[split.train[split.train[:, 0] == 0, 1]])
+    assert len(top) == 10 and not seen & {r.item_id for r in top}
+    assert len(recommender.recommend_for_attributes({"gender": "F", "age": "25", "occupation": "writer", "zip": "55455"}, 5)) == 5
+
+
+def test_tensorboard_events_carry_hparams(smoke):
+    files = sorted(smoke.glob("run_trial_*/events.out.tfevents.*"))
+    assert len(files) == 4
+    for file in files:
+        events = EventAccumulator(str(file))
+        events.Reload()
+        assert "ray/tune/valid_ndcg_10" in events.Tags()["scalars"]
+        assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+
+
+def test_a_second_search_with_the_same_name_is_refused(smoke, ml100k):
+    with pytest.raises(RaysearchError, match="an experiment with this name exists"):
+        search(load_space(SMOKE), ml100k, smoke.parent, "smoke")
+
+
+class RecordEveryRank(ray.train.UserCallback):
+    """Writes the metrics every rank reported, per report, to a JSON-lines file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def after_report(self, run_context, metrics, checkpoint) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+
+
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the Train controller unpickles the callback
+
+
+def test_both_ranks_report_identical_validation_metrics(ray_address, ml100k, tmp_path):
+    config = TrainConfig(epochs=2, embedding_dim=16, batch_size=8192, contrastive_pairs=256)
+    record = tmp_path / "ranks.jsonl"
+    trainer = make_trainer(config, ml100k, Scaling(workers_per_trial=2, cpus_per_worker=0.5), "ranks",
+                           str(tmp_path / "train"), callbacks=[RecordEveryRank(str(record))])
+    trainer.fit()
+    reports = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(reports) == 2
+    for rank0, rank1 in reports:
+        valid = {k: v for k, v in rank0.items() if k.startswith("valid_")}
+        assert valid and valid == {k: rank1[k] for k in valid}
+        assert rank0["loss"] != rank1["loss"]  # each rank trained on its own shard
+
+
+def test_killed_driver_resumes_without_losing_trials(ray_address, data_root, tmp_path):
+    env = {**os.environ, "RAYSEARCH_DATA_DIR": str(data_root)}
+    command = [sys.executable, "-m", "raysearch", "tune", "--space", str(SMOKE), "--storage", str(tmp_path),
+               "--address", ray_address, "--set", "epochs=2"]
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    experiment = tmp_path / "smoke"
+    deadline = time.time() + 300
+    while len(list(experiment.glob("run_trial_*"))) < 2 and time.time() < deadline and driver.poll() is None:
+        time.sleep(1)
+    finished = {p.name.split("_")[2]: p.joinpath("result.json").read_text() for p in experiment.glob("run_trial_*")}
+    first = sorted(experiment.glob("run_trial_*"), key=lambda p: p.stat().st_mtime)[0].name.split("_")[2]
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert not (experiment / "trials.csv").exists()
+    resumed = subprocess.run([sys.executable, "-m", "raysearch", "tune", "--resume", str(experiment),
+                              "--address", ray_address], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = pd.read_csv(experiment / "trials.csv")
+    assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["status"] == "TERMINATED").all()
+    before = [json.loads(line) for line in finished[first].splitlines()]
+    after_path = next(experiment.glob(f"run_trial_{first}_*")) / "result.json"
+    after = [json.loads(line) for line in after_path.read_text().splitlines()]
+    assert [r["valid_ndcg@10"] for r in after[: len(before)]] == [r["valid_ndcg@10"] for r in before]
+    best = trials.loc[trials["best_value"].idxmax(), "trial_id"]
+    assert best in (experiment / "best_config.yaml").read_text().splitlines()[0]
