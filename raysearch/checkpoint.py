@@ -45,7 +45,7 @@ def make_checkpoint(model: FusionGCN, config: TrainConfig, dataset: Dataset, tra
         "format": FORMAT,
         "model_args": model_args(config, dataset),
         "config": config.to_dict(),
-        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "optimizer": copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None,
         "epoch": epoch,
         "metrics": dict(metrics),
@@ -55,7 +55,7 @@ def make_checkpoint(model: FusionGCN, config: TrainConfig, dataset: Dataset, tra
         "item_titles": list(dataset.item_titles),
         "user_fields": fields["user"],
         "item_fields": fields["item"],
-        "train": train.clone(),
+        "train": train.cpu().clone(),
     }
 
 
@@ -70,7 +70,7 @@ def load_checkpoint(path: Path) -> dict:
     if not path.is_file():
         raise DataError(f"{path}: checkpoint file not found")
     try:
-        checkpoint = torch.load(path, weights_only=True)
+        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
         raise DataError(f"{path}: not a loadable raysearch checkpoint ({str(err).splitlines()[0]})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:

@@ -28,6 +28,8 @@ class TrainConfig:
     num_layers: int = 3  # graph convolution depth (0 = no graph)
     learning_rate: float = 0.005  # Adam step size
     weight_decay: float = 0.0  # Adam L2 penalty on all parameters
+    rec_loss: str = "softmax"  # ranking loss: softmax (sampled softmax over the negatives) | bpr
+    num_negatives: int = 32  # sampled negatives per training interaction
     contrastive_weight: float = 0.1  # lambda in L = L_rec + lambda * L_cl
     temperature: float = 0.2  # InfoNCE temperature tau
     contrastive_pairs: int = 512  # (user, item) pairs of each batch used as InfoNCE in-batch negatives (cost ~ square)
@@ -44,7 +46,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_choice("dataset", self.dataset, DATASETS)
         _check_choice("split", self.split, PROTOCOLS)
-        for name in ("embedding_dim", "batch_size", "contrastive_pairs", "epochs", "patience", "eval_batch_users", "text_buckets"):
+        _check_choice("rec_loss", self.rec_loss, ("bpr", "softmax"))
+        for name in ("embedding_dim", "batch_size", "contrastive_pairs", "num_negatives", "epochs", "patience", "eval_batch_users", "text_buckets"):
             check(name, getattr(self, name), getattr(self, name) >= 1, "must be >= 1")
         check("num_layers", self.num_layers, 0 <= self.num_layers <= 8, "must be in 0..8")
         check("learning_rate", self.learning_rate, self.learning_rate > 0, "must be > 0")

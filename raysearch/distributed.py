@@ -53,7 +53,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             resume = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
     run_epochs(config, dataset, make_split(dataset, config.split, config.seed), RayReporter(context.get_world_rank()),
                rank=context.get_world_rank(), world_size=context.get_world_size(),
-               wrap=ray.train.torch.prepare_model, resume=resume)
+               wrap=ray.train.torch.prepare_model, resume=resume, device=ray.train.torch.get_device())
 
 
 def make_trainer(config: TrainConfig, dataset: Dataset, scaling: Scaling, run_name: str, storage_path: str,

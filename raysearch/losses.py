@@ -7,8 +7,14 @@ import torch.nn.functional as F
 
 
 def bpr_loss(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
-    """Bayesian personalised ranking: ``-log sigmoid(pos - neg)``, averaged. Both [B]."""
-    return -F.logsigmoid(positive - negative).mean()
+    """Bayesian personalised ranking: ``-log sigmoid(pos - neg)``, averaged. positive [B], negative [B] or [B, K]."""
+    return -F.logsigmoid(positive.unsqueeze(-1) - negative.reshape(len(positive), -1)).mean()
+
+
+def sampled_softmax_loss(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the positive against its K sampled negatives: positive [B], negative [B, K]."""
+    logits = torch.cat([positive.unsqueeze(1), negative.reshape(len(positive), -1)], 1)
+    return (torch.logsumexp(logits, 1) - positive).mean()
 
 
 def info_nce(anchor: torch.Tensor, other: torch.Tensor, temperature: float) -> torch.Tensor:

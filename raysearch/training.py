@@ -21,9 +21,12 @@ from raysearch.data import Dataset
 from raysearch.evaluation import Scorer, evaluate, sampled_evaluate
 from raysearch.features import field_tensors
 from raysearch.graph import bipartite_adjacency
-from raysearch.losses import bpr_loss, info_nce
+from raysearch.losses import bpr_loss, info_nce, sampled_softmax_loss
 from raysearch.model import FusionGCN, Representations
 from raysearch.splits import Split, eval_task
+
+
+RANKING_LOSSES = {"bpr": bpr_loss, "softmax": sampled_softmax_loss}
 
 
 class Reporter(Protocol):
@@ -45,6 +48,10 @@ class ModelInputs:
     def build(cls, dataset: Dataset, train: np.ndarray) -> "ModelInputs":
         adjacency, known = bipartite_adjacency(train, dataset.num_users, dataset.num_items)
         return cls(adjacency, known, field_tensors(dataset.user_fields), field_tensors(dataset.item_fields))
+
+    def to(self, device: torch.device) -> "ModelInputs":
+        move = lambda bags: [(t.to(device), o.to(device)) for t, o in bags]  # noqa: E731
+        return ModelInputs(self.adjacency.to(device), self.known.to(device), move(self.user_bags), move(self.item_bags))
 
     def forward(self, model: torch.nn.Module) -> Representations:
         return model(self.adjacency, self.known, self.user_bags, self.item_bags)
@@ -72,20 +79,20 @@ class FitResult:
 class NegativeSampler:
     """Uniform negatives from the items allowed in training, redrawn when they hit a training positive."""
 
-    def __init__(self, train: np.ndarray, pool: np.ndarray, num_items: int) -> None:
+    def __init__(self, train: np.ndarray, pool: np.ndarray, num_items: int, device: torch.device | None = None) -> None:
         self.num_items = num_items
-        self.pool = torch.as_tensor(pool, dtype=torch.long)
-        self.positives = torch.sort(torch.as_tensor(train[:, 0] * num_items + train[:, 1])).values
+        self.pool = torch.as_tensor(pool, dtype=torch.long, device=device)
+        self.positives = torch.sort(torch.as_tensor(train[:, 0] * num_items + train[:, 1], device=device)).values
 
     def sample(self, users: torch.Tensor, generator: torch.Generator, retries: int = 5) -> torch.Tensor:
-        items = self.pool[torch.randint(len(self.pool), users.shape, generator=generator)]
+        items = self.pool[torch.randint(len(self.pool), users.shape, generator=generator).to(self.pool.device)]
         for _ in range(retries):
             keys = users * self.num_items + items
             found = torch.searchsorted(self.positives, keys).clamp(max=len(self.positives) - 1)
             clash = self.positives[found] == keys
             if not clash.any():
                 break
-            items[clash] = self.pool[torch.randint(len(self.pool), (int(clash.sum()),), generator=generator)]
+            items[clash] = self.pool[torch.randint(len(self.pool), (int(clash.sum()),), generator=generator).to(self.pool.device)]
         return items
 
 
@@ -113,11 +120,12 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
     total, steps = 0.0, 0
     for batch in torch.split(order, config.batch_size):
         users, items = train[batch, 0], train[batch, 1]
-        negatives = sampler.sample(users, generator)
+        negatives = sampler.sample(users.repeat_interleave(config.num_negatives), generator)
         reps = inputs.forward(model)
         user_vec = reps.nodes[users]
-        loss = bpr_loss((user_vec * reps.nodes[num_users + items]).sum(1),
-                        (user_vec * reps.nodes[num_users + negatives]).sum(1))
+        negative_vec = reps.nodes[num_users + negatives].view(len(users), config.num_negatives, -1)
+        loss = RANKING_LOSSES[config.rec_loss]((user_vec * reps.nodes[num_users + items]).sum(1),
+                                               torch.einsum("bd,bkd->bk", user_vec, negative_vec))
         if config.contrastive_weight > 0:
             pairs = slice(0, config.contrastive_pairs)
             loss = loss + config.contrastive_weight * cross_view_loss(
@@ -146,18 +154,20 @@ def model_scorer(model: FusionGCN, inputs: ModelInputs) -> Scorer:
     """The model's ranking head over one inference-mode forward pass (IDs of known nodes always used)."""
     model.eval()
     reps = inputs.forward(model)
-    return lambda users, items: model.score(reps, users, items)
+    device = reps.nodes.device
+    return lambda users, items: model.score(reps, users.to(device), items.to(device)).cpu()
 
 
 def run_epochs(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter | None = None, *,
                rank: int = 0, world_size: int = 1, wrap: Callable[[nn.Module], nn.Module] = lambda m: m,
-               resume: dict | None = None) -> Run:
+               resume: dict | None = None, device: torch.device | None = None) -> Run:
     """The epoch loop shared by :func:`fit` and the distributed trainer.
 
     Each epoch trains on this rank's shard (``wrap`` may make the model data-parallel), scores the
     whole validation part (so every rank computes the same metrics) and calls ``reporter``; it stops
     after ``config.patience`` epochs without improving ``config.metric`` or on a non-finite loss.
-    ``resume`` (a checkpoint dict) continues a run from its epoch.
+    ``resume`` (a checkpoint dict) continues a run from its epoch; ``device`` is where the data goes
+    (the model's own device is ``wrap``'s business, e.g. ``ray.train.torch.prepare_model``).
     """
     torch.manual_seed(config.seed)
     model = build_model(config, dataset)
@@ -169,9 +179,10 @@ def run_epochs(config: TrainConfig, dataset: Dataset, split: Split, reporter: Re
         start, best_epoch, best_value = resume["epoch"], resume["metrics"]["best_epoch"], resume["metrics"]["best_value"]
     generator = torch.Generator().manual_seed(config.seed + start)
     trained = wrap(model)
-    inputs = ModelInputs.build(dataset, split.train)
-    train = torch.as_tensor(split.train, dtype=torch.long)
-    sampler = NegativeSampler(split.train, training_items(dataset, split), dataset.num_items)
+    device = device or torch.device("cpu")
+    inputs = ModelInputs.build(dataset, split.train).to(device)
+    train = torch.as_tensor(split.train, dtype=torch.long, device=device)
+    sampler = NegativeSampler(split.train, training_items(dataset, split), dataset.num_items, device)
     valid_task = eval_task(split, "valid")
     run = Run(model, inputs, [], None)
     for epoch in range(start + 1, config.epochs + 1):

@@ -93,3 +93,9 @@ def test_train_cli_reports_user_errors(tmp_path, capsys):
     assert "key 'num_layers': expected int, got 'many'" in capsys.readouterr().err
     assert cli.main(["train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "y")]) == 2
     assert "dataset ml-100k not found" in capsys.readouterr().err
+
+
+def test_softmax_loss_with_several_negatives_learns(tiny):
+    config = TrainConfig(**{**TINY, "rec_loss": "softmax", "num_negatives": 4})
+    result = fit(config, tiny, make_split(tiny, "warm", 0))
+    assert result.history[-1]["loss"] < result.history[0]["loss"] and result.test["hit@3"] == pytest.approx(1.0)
