@@ -93,6 +93,8 @@ def _tune(args: argparse.Namespace) -> int:
     if args.resume:
         if args.space or args.name:
             raise RaysearchError("--resume takes the experiment folder only; its saved space is reused")
+        if not (args.resume / SPACE_FILE).is_file():
+            raise RaysearchError(f"{args.resume}: not a raysearch experiment folder (no {SPACE_FILE}) to resume")
         space = load_space(args.resume / SPACE_FILE)
         storage, name = args.resume.parent, args.resume.name
     elif args.space:

@@ -1,7 +1,7 @@
-"""The in-process trainer: epoch functions plus :func:`fit`, with progress reported to an injected reporter.
+"""The in-process trainer: the epoch loop :func:`run_epochs` and :func:`fit`, reporting to an injected reporter.
 
-Nothing here knows about Ray: the distributed trainer calls the same :func:`train_epoch` and
-:func:`evaluate` with its own rank, world size and reporter.
+Nothing here knows about Ray: the distributed trainer calls :func:`run_epochs` unchanged with its own
+rank, world size, model wrapper and reporter.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from raysearch.graph import bipartite_adjacency
 from raysearch.losses import bpr_loss, info_nce, sampled_softmax_loss
 from raysearch.model import FusionGCN, Representations
 from raysearch.splits import Split, eval_task
-
 
 RANKING_LOSSES = {"bpr": bpr_loss, "softmax": sampled_softmax_loss}
 
@@ -52,6 +51,10 @@ class ModelInputs:
     def to(self, device: torch.device) -> "ModelInputs":
         move = lambda bags: [(t.to(device), o.to(device)) for t, o in bags]  # noqa: E731
         return ModelInputs(self.adjacency.to(device), self.known.to(device), move(self.user_bags), move(self.item_bags))
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_bags[0][1])
 
     def forward(self, model: torch.nn.Module) -> Representations:
         return model(self.adjacency, self.known, self.user_bags, self.item_bags)
@@ -116,7 +119,7 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
     model.train()
     order = torch.randperm(len(train), generator=generator)
     order = order[: len(order) - len(order) % world_size][rank::world_size]
-    num_users = len(inputs.user_bags[0][1])
+    num_users = inputs.num_users
     total, steps = 0.0, 0
     for batch in torch.split(order, config.batch_size):
         users, items = train[batch, 0], train[batch, 1]
