@@ -119,11 +119,12 @@ def test_killed_driver_resumes_without_losing_trials(ray_address, data_root, tmp
                "--address", ray_address, "--set", "epochs=2"]
     driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     experiment = tmp_path / "smoke"
-    deadline = time.time() + 300
+    deadline = time.time() + 600
     while len(list(experiment.glob("run_trial_*"))) < 2 and time.time() < deadline and driver.poll() is None:
-        time.sleep(1)
-    finished = {p.name.split("_")[2]: p.joinpath("result.json").read_text() for p in experiment.glob("run_trial_*")}
-    first = sorted(experiment.glob("run_trial_*"), key=lambda p: p.stat().st_mtime)[0].name.split("_")[2]
+        time.sleep(1)  # the second trial starts only once the first has finished (one trial at a time)
+    assert driver.poll() is None and len(list(experiment.glob("run_trial_*"))) >= 2, "no trial finished in time"
+    first = sorted(experiment.glob("run_trial_*"), key=lambda p: p.stat().st_mtime)[0]
+    before = [json.loads(line) for line in (first / "result.json").read_text().splitlines()]
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     assert not (experiment / "trials.csv").exists()
@@ -132,9 +133,7 @@ def test_killed_driver_resumes_without_losing_trials(ray_address, data_root, tmp
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     trials = pd.read_csv(experiment / "trials.csv")
     assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["status"] == "TERMINATED").all()
-    before = [json.loads(line) for line in finished[first].splitlines()]
-    after_path = next(experiment.glob(f"run_trial_{first}_*")) / "result.json"
-    after = [json.loads(line) for line in after_path.read_text().splitlines()]
-    assert [r["valid_ndcg@10"] for r in after[: len(before)]] == [r["valid_ndcg@10"] for r in before]
+    after = [json.loads(line) for line in (first / "result.json").read_text().splitlines()]
+    assert after == before  # the trial finished before the kill is kept as it was
     best = trials.loc[trials["best_value"].idxmax(), "trial_id"]
     assert best in (experiment / "best_config.yaml").read_text().splitlines()[0]
