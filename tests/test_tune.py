@@ -123,7 +123,7 @@ def test_killed_driver_resumes_without_losing_trials(ray_address, data_root, tmp
     while len(list(experiment.glob("run_trial_*"))) < 2 and time.time() < deadline and driver.poll() is None:
         time.sleep(1)  # the second trial starts only once the first has finished (one trial at a time)
     assert driver.poll() is None and len(list(experiment.glob("run_trial_*"))) >= 2, "no trial finished in time"
-    first = sorted(experiment.glob("run_trial_*"), key=lambda p: p.stat().st_mtime)[0]
+    first = next(p for p in experiment.glob("run_trial_*") if p.name.split("_")[3] == "1")  # run_trial_<id>_<n>_
     before = [json.loads(line) for line in (first / "result.json").read_text().splitlines()]
     driver.send_signal(signal.SIGKILL)
     driver.wait()
