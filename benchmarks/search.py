@@ -72,7 +72,7 @@ def main() -> None:
         started = time.perf_counter()
         experiment = search(space, dataset, Path(storage), space.experiment.name)
         wall = time.perf_counter() - started
-        trials = pd.read_csv(experiment / "trials.csv")
+        trials = pd.read_csv(str(experiment / "trials.csv"))
         budget = space.experiment.num_samples * space.config.epochs
         lines += [f"## (c) {space.experiment.num_samples}-trial search (`{Path(args.space).name}`)", "",
                   f"Epochs run under ASHA: **{int(trials['epochs_run'].sum())}** of "

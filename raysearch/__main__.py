@@ -4,4 +4,5 @@ import sys
 
 from raysearch.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # spawned worker processes (raysearch compare) import this module too
+    sys.exit(main())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-import pickle
 from typing import Any
 
 import torch
@@ -20,7 +19,10 @@ from raysearch.errors import DataError
 from raysearch.files import atomic_write
 from raysearch.model import FusionGCN
 
-FORMAT = "raysearch-checkpoint/1"
+FORMAT = "raysearch-checkpoint/2"  # 2: fusion modules in ``fusions``, ``fusion`` argument
+ENTRIES = {"model_args": dict, "config": dict, "state_dict": dict, "epoch": int, "metrics": dict,
+           "user_ids": torch.Tensor, "item_ids": torch.Tensor, "item_titles": list, "user_fields": list,
+           "item_fields": list, "train": torch.Tensor}  # what every use of a checkpoint reads
 
 
 def model_args(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
@@ -30,6 +32,7 @@ def model_args(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
         "user_field_sizes": [f.size for f in dataset.user_fields],
         "item_field_sizes": [f.size for f in dataset.item_fields],
         "embedding_dim": config.embedding_dim, "num_layers": config.num_layers, "id_dropout": config.id_dropout,
+        "fusion": config.fusion,
     }
 
 
@@ -65,16 +68,21 @@ def save_checkpoint(checkpoint: dict, path: Path) -> None:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Load with ``weights_only=True`` (no arbitrary code runs) and check the format."""
+    """Load with ``weights_only=True`` (no arbitrary code runs) and check the format and entries."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: checkpoint file not found")
     try:
         checkpoint = torch.load(path, weights_only=True, map_location="cpu")
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise DataError(f"{path}: not a loadable raysearch checkpoint ({str(err).splitlines()[0]})") from None
+    except Exception as err:  # a damaged file raises many types (RuntimeError, UnpicklingError, OSError, ...)
+        reason = str(err).partition("\n")[0] or type(err).__name__
+        raise DataError(f"{path}: not a loadable raysearch checkpoint ({reason})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise DataError(f"{path}: not a raysearch checkpoint (expected format {FORMAT!r})")
+    damaged = [key for key, kind in ENTRIES.items() if not isinstance(checkpoint.get(key), kind)
+               or kind is torch.Tensor and checkpoint[key].dtype != torch.int64]  # ids and edges
+    if damaged:
+        raise DataError(f"{path}: damaged raysearch checkpoint: {', '.join(damaged)} missing or of the wrong type")
     return checkpoint
 
 

@@ -1,7 +1,8 @@
 """MovieLens loaders: raw GroupLens files -> one indexed :class:`Dataset` with attribute fields.
 
 Only users and items with at least one (thresholded) interaction are indexed, as RecBole does, so
-full-ranking numbers compare with its benchmarks. Duplicate (user, item) ratings are merged (kept once).
+full-ranking numbers compare with its benchmarks. Duplicate (user, item) ratings are merged (kept once); a
+user or item id listed twice in an attribute file is an error naming both lines.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def read_table(path: Path, sep: str, widths: tuple[int, ...], encoding: str = "u
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        text = path.read_text(encoding=encoding)
+        text = path.read_bytes().decode(encoding)  # lines end at "\n" only, as line numbers in editors and sed
     except UnicodeDecodeError as err:
         line = path.read_bytes()[: err.start].count(b"\n") + 1
         raise DataError(f"{path}, line {line}: not valid {encoding} text") from None
@@ -89,9 +90,9 @@ def read_table(path: Path, sep: str, widths: tuple[int, ...], encoding: str = "u
 
 
 def to_int(frame: pd.DataFrame, column: int, path: Path, what: str) -> pd.Series:
-    """Column ``column`` as int64; the first non-integer value is reported with its line."""
+    """Column ``column`` as int64; the first non-integer value (or one beyond 2**53) is reported with its line."""
     values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-    bad = values.isna() | (values != values.round())
+    bad = values.isna() | (values != values.round()) | ~(values.abs() < 2**53)  # floats are exact up to 2**53
     if bad.any():
         line = int(frame.index[bad.to_numpy().argmax()])
         raise DataError(f"{path}, line {line}: {what} {frame.at[line, column]!r} is not an integer")
@@ -107,19 +108,19 @@ def _load_ml100k(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, 
     if unknown.any():
         line = int(raw.index[unknown.to_numpy().argmax()])
         raise DataError(f"{path}, line {line}: occupation {raw.at[line, 3]!r} is not listed in u.occupation")
-    users = pd.DataFrame({
+    users = _unique_ids(pd.DataFrame({
         "id": to_int(raw, 0, path, "user id"), "gender": raw[2],
         "age": to_int(raw, 1, path, "age").map(_age_group), "occupation": raw[3], "zip": raw[4],
-    })
+    }), path, "user")
     path = root / "u.item"
     raw = read_table(path, "|", (5 + len(genres),), "latin-1")
     flags = raw.iloc[:, 5:].to_numpy() == "1"
     dates = pd.to_datetime(raw[2], format="%d-%b-%Y", errors="coerce")
-    items = pd.DataFrame({
+    items = _unique_ids(pd.DataFrame({
         "id": to_int(raw, 0, path, "item id"), "title": raw[1],
         "year": dates.dt.year.astype("Int64").fillna(raw[1].map(_title_year)),
         "genres": [[g for g, on in zip(genres, row) if on] for row in flags],
-    })
+    }), path, "item")
     path = root / "u.data"
     raw = read_table(path, "\t", (4,))
     return users, items, _ratings(raw, path), True
@@ -132,23 +133,33 @@ def _load_ml1m(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bo
     if not occupation.between(0, len(ML1M_OCCUPATIONS) - 1).all():
         line = int(raw.index[(~occupation.between(0, len(ML1M_OCCUPATIONS) - 1)).to_numpy().argmax()])
         raise DataError(f"{path}, line {line}: occupation code {raw.at[line, 3]!r} is not in 0..20")
-    users = pd.DataFrame({
+    users = _unique_ids(pd.DataFrame({
         "id": to_int(raw, 0, path, "user id"), "gender": raw[1],
         "age": to_int(raw, 2, path, "age group").map(_age_group),
         "occupation": occupation.map(dict(enumerate(ML1M_OCCUPATIONS))), "zip": raw[4],
-    })
+    }), path, "user")
     path = root / "movies.dat"
     raw = read_table(path, "::", (3,), "latin-1")
-    items = pd.DataFrame({
+    items = _unique_ids(pd.DataFrame({
         "id": to_int(raw, 0, path, "movie id"), "title": raw[1],
         "year": raw[1].map(_title_year), "genres": raw[2].str.split("|", regex=False),
-    })
+    }), path, "movie")
     if (root / "ratings.dat").is_file():
         path = root / "ratings.dat"
         return users, items, _ratings(read_table(path, "::", (4,)), path), True
     path = root / "ratings.csv"
     raw = read_table(path, ",", (3, 4), header="UserID")
     return users, items, _ratings(raw, path), raw.shape[1] == 4
+
+
+def _unique_ids(frame: pd.DataFrame, path: Path, what: str) -> pd.DataFrame:
+    """Attribute rows (indexed by line); an id listed twice is an error, as either row's attributes could be meant."""
+    repeated = frame["id"].duplicated()
+    if repeated.any():
+        line = int(frame.index[repeated.to_numpy().argmax()])
+        first = int(frame.index[(frame["id"] == frame.at[line, "id"]).to_numpy().argmax()])
+        raise DataError(f"{path}, line {line}: {what} id {frame.at[line, 'id']} is already listed on line {first}")
+    return frame
 
 
 def _ratings(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -175,8 +186,8 @@ def _index(name: str, users: pd.DataFrame, items: pd.DataFrame, ratings: pd.Data
         raise DataError(f"{path}: no rating is >= rating_threshold {threshold}")
     user_ids = np.sort(kept["user"].unique())
     item_ids = np.sort(kept["item"].unique())
-    users = users.drop_duplicates("id").set_index("id").loc[user_ids]
-    items = items.drop_duplicates("id").set_index("id").loc[item_ids]
+    users = users.set_index("id").loc[user_ids]
+    items = items.set_index("id").loc[item_ids]
     pairs = np.stack([np.searchsorted(user_ids, kept["user"]), np.searchsorted(item_ids, kept["item"])], 1)
     titles = items["title"].str.replace(_YEAR_IN_TITLE, "", regex=True)
     years = items["year"].astype("Int64")
@@ -210,7 +221,7 @@ def user_attribute_tokens(attributes: dict[str, str], fields: list[dict]) -> lis
         raise DataError(f"unknown user attribute {sorted(unknown)[0]!r}; expected some of {', '.join(raw)}")
     values = {raw[k]: v.strip() for k, v in attributes.items()}
     if "age" in values:
-        if not values["age"].isdigit():
+        if not re.fullmatch(r"[0-9]{1,3}", values["age"]):
             raise DataError(f"user attribute age={values['age']!r} is not a whole number of years")
         values["age"] = _age_group(int(values["age"]))
     if "zip_region" in values:

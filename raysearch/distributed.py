@@ -1,9 +1,12 @@
 """Ray Train data-parallel training: every worker runs the core epoch loop on its shard of the data.
 
-The per-worker function is :func:`raysearch.training.run_epochs` unchanged, with the model wrapped by
+The per-worker function is :func:`raysearch.training.run_epochs` unchanged (baselines with their own
+training loop run it on their single worker instead), with the model wrapped by
 ``ray.train.torch.prepare_model`` (DDP: gloo on CPU, NCCL on GPU) and a reporter that calls
 ``ray.train.report`` on every rank each epoch (a barrier), attaching the checkpoint on rank 0 only.
 Validation covers the whole validation part on every rank, so all ranks report identical metrics.
+Every report also names the Ray nodes the run's workers are on (``worker_nodes``), so a search on a
+cluster shows where each trial ran. Storage is a local/NFS folder or a bucket (:mod:`raysearch.storage`).
 """
 
 from __future__ import annotations
@@ -12,32 +15,48 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import ray
 import ray.train
 import ray.train.torch
 import torch
+import torch.distributed as dist
 
 from raysearch.checkpoint import load_checkpoint, save_checkpoint
-from raysearch.config import Scaling, TrainConfig
+from raysearch import recommenders
+from raysearch.config import SINGLE_WORKER_MODELS, Scaling, TrainConfig
 from raysearch.data import Dataset
-from raysearch.splits import make_split
+from raysearch.split_files import split_for
+from raysearch.storage import Location, resolve
 from raysearch.training import run_epochs
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
 class RayReporter:
-    """Reports each epoch to Ray Train from every rank; rank 0 attaches the checkpoint."""
+    """Reports each epoch to Ray Train from every rank, with ``extra`` values; rank 0 attaches the checkpoint."""
 
-    def __init__(self, rank: int) -> None:
+    def __init__(self, rank: int, extra: dict[str, Any] | None = None) -> None:
         self.rank = rank
+        self.extra = extra or {}
 
     def __call__(self, metrics: dict[str, float], checkpoint: Callable[[], dict], improved: bool) -> None:
+        metrics = {**metrics, **self.extra}
         if self.rank != 0:
             ray.train.report(metrics)
             return
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(checkpoint(), Path(folder) / CHECKPOINT_FILE)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+
+def worker_nodes() -> str:
+    """Ray node ids of all workers of this run, sorted and comma-separated (one all-gather)."""
+    node = ray.get_runtime_context().get_node_id()
+    if not dist.is_initialized():
+        return node
+    nodes: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(nodes, node)
+    return ",".join(sorted(set(nodes)))
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -51,24 +70,33 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             resume = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
-    run_epochs(config, dataset, make_split(dataset, config.split, config.seed), RayReporter(context.get_world_rank()),
+    reporter = RayReporter(context.get_world_rank(), {"worker_nodes": worker_nodes()})
+    split = split_for(config, dataset)
+    if config.model in SINGLE_WORKER_MODELS:  # baselines with their own loop: one worker, no resume
+        recommenders.train(config, dataset, split, reporter)
+        return
+    run_epochs(config, dataset, split, reporter,
                rank=context.get_world_rank(), world_size=context.get_world_size(),
                wrap=ray.train.torch.prepare_model, resume=resume, device=ray.train.torch.get_device())
 
 
-def make_trainer(config: TrainConfig, dataset: Dataset, scaling: Scaling, run_name: str, storage_path: str,
+def make_trainer(config: TrainConfig, dataset: Dataset, scaling: Scaling, run_name: str, storage: str | Location,
                  callbacks: list | None = None) -> ray.train.torch.TorchTrainer:
-    """A ``TorchTrainer`` for one run; checkpoints are kept by the validation metric. A worker group
-    that cannot start fails the run after ``controller_failure_limit`` tries instead of waiting forever."""
+    """A ``TorchTrainer`` for one run under ``storage`` (a folder or a bucket URI); checkpoints are kept by
+    the validation metric. A worker group that cannot start fails the run after
+    ``controller_failure_limit`` tries instead of waiting forever."""
+    storage = resolve(storage)
     return ray.train.torch.TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": config.to_dict(), "dataset": dataset,
                            "threads": max(1, int(scaling.cpus_per_worker))},
         scaling_config=ray.train.ScalingConfig(num_workers=scaling.workers_per_trial, use_gpu=scaling.use_gpu,
-                                               resources_per_worker={"CPU": scaling.cpus_per_worker}),
+                                               resources_per_worker={"CPU": scaling.cpus_per_worker},
+                                               placement_strategy=scaling.placement_strategy),
         torch_config=ray.train.torch.TorchConfig(backend="nccl" if scaling.use_gpu else "gloo"),
         run_config=ray.train.RunConfig(
-            name=run_name, storage_path=storage_path, callbacks=callbacks or [],
+            name=run_name, storage_path=storage.path, storage_filesystem=None if storage.is_local else storage.fs,
+            callbacks=callbacks or [],
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=scaling.num_to_keep, checkpoint_score_attribute=f"valid_{config.metric}",
                 checkpoint_score_order="max"),

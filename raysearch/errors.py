@@ -11,3 +11,7 @@ class ConfigError(RaysearchError, ValueError):
 
 class DataError(RaysearchError, ValueError):
     """A missing or malformed data file."""
+
+
+class TrainingDiverged(RaysearchError):
+    """The training loss became NaN or infinite; the message names the epoch and the value."""

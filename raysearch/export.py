@@ -1,12 +1,14 @@
 """Exported models: the best checkpoint as a self-contained artifact, and recommendations from it.
 
 An export folder holds ``model.pt`` (the plain-dict checkpoint without optimizer state; load it with
-``torch.load(weights_only=True)``), ``config.yaml`` and ``metrics.json``. Nothing here needs Ray.
+``torch.load(weights_only=True)``), ``config.yaml`` and ``metrics.json``. Experiments and model folders
+may sit in a bucket (``s3://...``, see :mod:`raysearch.storage`). Nothing here needs Ray.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,29 +18,33 @@ import torch
 from raysearch.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from raysearch.config import TrainConfig
 from raysearch.data import user_attribute_tokens
-from raysearch.errors import DataError
-from raysearch.files import atomic_copy_dir
+from raysearch.errors import ConfigError, DataError
 from raysearch.graph import bipartite_adjacency
+from raysearch.storage import Location, copy_dir, local_file, resolve
 from raysearch.training import ModelInputs
 
 MODEL_FILE = "model.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-def export_model(experiment_dir: Path, out: Path) -> Path:
-    """Copy the experiment's best checkpoint into ``out`` as a standalone model folder (atomically)."""
-    source = Path(experiment_dir) / "best_checkpoint" / CHECKPOINT_FILE
+def export_model(experiment: str | os.PathLike | Location, out: str | os.PathLike | Location,
+                 endpoint: str | None = None) -> Location:
+    """Copy the experiment's best checkpoint into ``out`` as a standalone model folder; either may be a
+    bucket URI (``endpoint``: a custom S3 endpoint). A local ``out`` appears atomically."""
+    experiment, out = resolve(experiment, endpoint), resolve(out, endpoint)
+    source = experiment / "best_checkpoint" / CHECKPOINT_FILE
     if not source.is_file():
-        raise DataError(f"{experiment_dir}: no best_checkpoint/{CHECKPOINT_FILE}; is this a finished raysearch experiment?")
-    if out.exists() and any(out.iterdir()):
+        raise DataError(f"{experiment}: no best_checkpoint/{CHECKPOINT_FILE}; is this a finished raysearch experiment?")
+    if out.list_files():
         raise DataError(f"{out}: output folder already holds files; choose another --out")
-    checkpoint = {**load_checkpoint(source), "optimizer": None}
+    with local_file(source) as path:
+        checkpoint = {**load_checkpoint(path), "optimizer": None}
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         save_checkpoint(checkpoint, tmp / MODEL_FILE)
         (tmp / "config.yaml").write_text(TrainConfig.from_dict(checkpoint["config"]).to_yaml())
         (tmp / "metrics.json").write_text(json.dumps({"epoch": checkpoint["epoch"], **checkpoint["metrics"]}, indent=2))
-        atomic_copy_dir(tmp, out)
+        copy_dir(resolve(tmp), out)
     return out
 
 
@@ -56,6 +62,9 @@ class Recommender:
         self.checkpoint = checkpoint
         self.config = TrainConfig.from_dict(checkpoint["config"])
         self.model = model_from_checkpoint(checkpoint).eval()
+        if (len(checkpoint["user_ids"]), len(checkpoint["item_ids"]), len(checkpoint["item_titles"])) != (
+                self.model.num_users, self.model.num_items, self.model.num_items):
+            raise ValueError("its id maps and titles do not match the model's users and items")
         self.inputs = checkpoint_inputs(checkpoint)
         self.user_index = {int(u): i for i, u in enumerate(checkpoint["user_ids"].tolist())}
         with torch.no_grad():
@@ -77,13 +86,17 @@ class Recommender:
 
     def recommend_for_attributes(self, attributes: dict[str, str], k: int = 10) -> list[Recommendation]:
         """Top-k for a new (cold) user described only by attributes, e.g. ``{"gender": "F", "age": "25"}``."""
+        if not self.model.fusions:
+            raise DataError("this model has no attribute fields (fusion: none), so it cannot score a new user")
         tokens = user_attribute_tokens(attributes, self.checkpoint["user_fields"])
         bags = [(torch.tensor(t), torch.tensor([0])) for t in tokens]
         with torch.no_grad():
-            vector, _ = self.model.user_fusion(bags)
+            vector, _ = self.model.fusions[0](bags)
         return self._top(self.item_vectors @ vector[0], k)
 
     def _top(self, scores: torch.Tensor, k: int) -> list[Recommendation]:
+        if k < 1:
+            raise ConfigError(f"k must be >= 1 (the number of items to recommend), got {k}")
         values, items = torch.topk(scores, min(k, len(scores)))
         ids, titles = self.checkpoint["item_ids"], self.checkpoint["item_titles"]
         return [Recommendation(int(ids[i]), titles[i], float(v)) for v, i in zip(values, items)]
@@ -97,10 +110,19 @@ def checkpoint_inputs(checkpoint: dict) -> ModelInputs:
     return ModelInputs(adjacency, known, bags["user"], bags["item"])
 
 
-def load_model(path: str | Path) -> Recommender:
-    """Load an exported model folder (or a checkpoint file) without Ray."""
-    path = Path(path)
-    file = path / MODEL_FILE if path.is_dir() else path
-    if path.is_dir() and not file.is_file():
-        raise DataError(f"{path}: no {MODEL_FILE}; expected a folder written by `raysearch export`")
-    return Recommender(load_checkpoint(file))
+def load_model(path: str | os.PathLike | Location, endpoint: str | None = None) -> Recommender:
+    """Load an exported model folder (or a checkpoint file), local or in a bucket, without Ray."""
+    location = resolve(path, endpoint)
+    file = location / MODEL_FILE if location.is_dir() else location
+    if location.is_dir() and not file.is_file():
+        raise DataError(f"{location}: no {MODEL_FILE}; expected a folder written by `raysearch export`")
+    if not file.is_file():
+        raise DataError(f"{file}: checkpoint file not found")
+    with local_file(file) as local:
+        checkpoint = load_checkpoint(local)
+    try:
+        return Recommender(checkpoint)
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as err:  # a damaged checkpoint
+        reason = str(err).partition("\n")[0]
+        raise DataError(f"{file}: the model cannot be rebuilt from this checkpoint "
+                        f"({type(err).__name__}: {reason})") from None

@@ -18,6 +18,7 @@ from torch import nn
 from raysearch.graph import SymmetricLGConv
 
 FieldBags = Sequence[tuple[torch.Tensor, torch.Tensor]]
+FUSIONS = ("attention", "mean", "none")
 
 
 class AdaptiveFusion(nn.Module):
@@ -27,14 +28,17 @@ class AdaptiveFusion(nn.Module):
         field_sizes: embedding rows of each field (token 0 = unknown / empty).
         embedding_dim: width ``d`` of every field embedding and of the output.
         attention_dim: width of the attention's hidden layer.
+        attention: False gives every field the same weight (the mean-pooling ablation).
 
     Shapes:
         input: one ``(tokens [nnz], offsets [N])`` bag pair per field (``nn.EmbeddingBag`` layout).
         output: fused ``[N, d]`` and field weights ``[N, F]`` (rows sum to 1).
     """
 
-    def __init__(self, field_sizes: Sequence[int], embedding_dim: int, attention_dim: int = 32) -> None:
+    def __init__(self, field_sizes: Sequence[int], embedding_dim: int, attention_dim: int = 32,
+                 attention: bool = True) -> None:
         super().__init__()
+        self.attention = attention
         self.fields = nn.ModuleList(nn.EmbeddingBag(size, embedding_dim, mode="mean") for size in field_sizes)
         self.key = nn.Linear(embedding_dim, attention_dim)
         self.query = nn.Parameter(torch.empty(attention_dim))
@@ -48,7 +52,8 @@ class AdaptiveFusion(nn.Module):
 
     def forward(self, bags: FieldBags) -> tuple[torch.Tensor, torch.Tensor]:
         embedded = torch.stack([field(tokens, offsets) for field, (tokens, offsets) in zip(self.fields, bags)], 1)
-        weights = torch.softmax(torch.tanh(self.key(embedded)) @ self.query, dim=1)
+        scores = torch.tanh(self.key(embedded)) @ self.query if self.attention else embedded.new_zeros(embedded.shape[:2])
+        weights = torch.softmax(scores, dim=1)
         return (weights.unsqueeze(-1) * embedded).sum(1), weights
 
 
@@ -69,35 +74,39 @@ class FusionGCN(nn.Module):
         user_field_sizes, item_field_sizes: embedding rows per attribute field.
         embedding_dim: width ``d`` of all embeddings.
         num_layers: number of ``LGConv`` layers (0 = no graph).
+        fusion: ``attention`` (adaptive field weights), ``mean`` (equal weights) or ``none`` (no
+            attributes: IDs only, which makes the model LightGCN, or MF with ``num_layers=0``).
         id_dropout: in training, chance that a known node is treated as cold (attributes only) for one
             forward pass.
     """
 
     def __init__(self, num_users: int, num_items: int, user_field_sizes: Sequence[int],
                  item_field_sizes: Sequence[int], embedding_dim: int = 64, num_layers: int = 3,
-                 id_dropout: float = 0.2) -> None:
+                 id_dropout: float = 0.2, fusion: str = "attention") -> None:
         super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
         self.num_users = num_users
         self.num_items = num_items
         self.id_dropout = id_dropout
         self.user_id = nn.Embedding(num_users, embedding_dim)
         self.item_id = nn.Embedding(num_items, embedding_dim)
-        self.user_fusion = AdaptiveFusion(user_field_sizes, embedding_dim)
-        self.item_fusion = AdaptiveFusion(item_field_sizes, embedding_dim)
+        fields = [] if fusion == "none" else [user_field_sizes, item_field_sizes]
+        self.fusions = nn.ModuleList(AdaptiveFusion(sizes, embedding_dim, attention=fusion == "attention")
+                                     for sizes in fields)
         self.convs = nn.ModuleList(SymmetricLGConv() for _ in range(num_layers))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.user_id.weight, std=0.1)
         nn.init.normal_(self.item_id.weight, std=0.1)
-        self.user_fusion.reset_parameters()
-        self.item_fusion.reset_parameters()
+        for fusion in self.fusions:
+            fusion.reset_parameters()
 
     def forward(self, adjacency: torch.Tensor, known: torch.Tensor, user_bags: FieldBags,
                 item_bags: FieldBags) -> Representations:
         """adjacency: normalised sparse ``[N, N]``; known: bool ``[N]``, True where a node has training edges."""
-        user_attr, user_weights = self.user_fusion(user_bags)
-        item_attr, item_weights = self.item_fusion(item_bags)
+        user_attr, user_weights, item_attr, item_weights = self._fuse(user_bags, item_bags)
         attributes = torch.cat([user_attr, item_attr])
         keep = known
         if self.training and self.id_dropout > 0:
@@ -110,6 +119,14 @@ class FusionGCN(nn.Module):
         layers = 1 + len(self.convs) * known.unsqueeze(1)
         nodes = torch.where(keep.unsqueeze(1), total / layers, attributes)
         return Representations(nodes, attributes, user_weights, item_weights)
+
+    def _fuse(self, user_bags: FieldBags, item_bags: FieldBags) -> tuple[torch.Tensor, ...]:
+        """Fused attributes and field weights of users and items (zeros and no fields without attributes)."""
+        if not self.fusions:
+            width = self.user_id.embedding_dim
+            zeros = lambda n: (self.user_id.weight.new_zeros(n, width), self.user_id.weight.new_zeros(n, 0))  # noqa: E731
+            return (*zeros(self.num_users), *zeros(self.num_items))
+        return (*self.fusions[0](user_bags), *self.fusions[1](item_bags))
 
     def score(self, reps: Representations, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Ranking head: ``[len(users), len(items)]`` dot products of the graph view."""

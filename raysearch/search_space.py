@@ -21,15 +21,12 @@ the key and the value.
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from raysearch.config import Scaling, TrainConfig, check, coerce
+from raysearch.config import SINGLE_WORKER_MODELS, Scaling, TrainConfig, check, coerce, read_yaml, resolve_split_file, type_name
 from raysearch.errors import ConfigError
 
 SPACE_FILE = "search_space.yaml"  # the resolved space, saved in every experiment folder for --resume
@@ -67,8 +64,8 @@ class Experiment:
     seed: int = 0  # seeds the TPE sampler
 
     def __post_init__(self) -> None:
-        check("name", self.name, bool(self.name) and "/" not in self.name and not self.name.startswith("."),
-               "must be a plain folder name")
+        check("name", self.name, self.name.isprintable() and "/" not in self.name and not self.name.startswith(".")
+              and 0 < len(self.name.encode()) <= 255, "must be a plain folder name")
         check("num_samples", self.num_samples, self.num_samples >= 1, "must be >= 1")
         check("max_concurrent_trials", self.max_concurrent_trials, self.max_concurrent_trials >= 1, "must be >= 1")
 
@@ -124,12 +121,9 @@ class SearchSpace:
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a search-space YAML file."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: search space file not found")
-    try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    document = read_yaml(path, "search space")
+    if isinstance(document, dict) and "config" in document:  # a relative split_file names a file next to the space
+        document = {**document, "config": resolve_split_file(document["config"], path.parent)}
     return parse_space(document, str(path))
 
 
@@ -149,6 +143,9 @@ def parse_space(document: Any, source: str) -> SearchSpace:
     space = SearchSpace(source, config, params,
                         **{name: _section(cls, document.get(name) or {}, f"{source}: {name}")
                            for name, cls in sections.items() if cls is not None})
+    if config.model in SINGLE_WORKER_MODELS and space.resources.workers_per_trial != 1:
+        raise ConfigError(f"{source}: resources.workers_per_trial = {space.resources.workers_per_trial}: model "
+                          f"{config.model!r} trains on one worker; set workers_per_trial: 1")
     for p in params:  # every corner of the space must be a valid config
         for corner in ({p.key: p.low}, {p.key: p.high}) if p.type != "choice" else ({p.key: v} for v in p.values):
             try:
@@ -162,7 +159,7 @@ def _param(key: str, spec: Any, where: str) -> Param:
     hints = typing.get_type_hints(TrainConfig)
     if key not in hints:
         raise ConfigError(f"{where}: unknown parameter {key!r}; searchable keys: {', '.join(hints)}")
-    if not isinstance(spec, dict) or spec.get("type") not in PARAM_TYPES:
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str) or spec["type"] not in PARAM_TYPES:
         raise ConfigError(f"{where}: expected {{type: {'|'.join(PARAM_TYPES)}, ...}}, got {spec!r}")
     kind = spec["type"]
     wanted = set(PARAM_TYPES[kind]) | {"type"}
@@ -174,14 +171,12 @@ def _param(key: str, spec: Any, where: str) -> Param:
             raise ConfigError(f"{where}: values must be a non-empty list, got {values!r}")
         return Param(key, kind, values=tuple(coerce(hints[key], v, f"{where}.values") for v in values))
     low, high = (coerce(int if kind == "randint" else float, spec[b], f"{where}.{b}") for b in ("low", "high"))
-    if not all(math.isfinite(v) for v in (low, high)):
-        raise ConfigError(f"{where}: bounds must be finite numbers, got low={low!r} high={high!r}")
     if low >= high:
         raise ConfigError(f"{where}: low must be < high, got low={low!r} high={high!r}")
     if kind == "loguniform" and low <= 0:
         raise ConfigError(f"{where}: loguniform needs low > 0, got low={low!r}")
     if kind == "randint" and hints[key] is not int:
-        raise ConfigError(f"{where}: randint needs an integer key, {key!r} is {hints[key].__name__}")
+        raise ConfigError(f"{where}: randint needs an integer key, {key!r} is {type_name(hints[key])}")
     return Param(key, kind, low, high)
 
 

@@ -1,14 +1,14 @@
-"""Seeded evaluation protocols (warm, item_cold, user_cold) and what each part is ranked against."""
+"""Seeded evaluation protocols (warm, item_cold, user_cold) and what each part is ranked against.
+
+Splits are stored as JSON in original ids by :mod:`raysearch.split_files`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from raysearch.data import Dataset
-from raysearch.errors import DataError
 
 PARTS = ("valid", "test")
 
@@ -18,7 +18,7 @@ class Split:
     """Train/valid/test interactions (index pairs) of one protocol, plus the cold entities per part."""
 
     protocol: str
-    seed: int
+    seed: int | None  # the seed that drew it (None: read from a file that names none)
     train: np.ndarray  # int64 [n, 2] (user, item) pairs in the training graph
     valid: np.ndarray
     test: np.ndarray
@@ -45,13 +45,21 @@ def make_split(dataset: Dataset, protocol: str, seed: int) -> Split:
     pairs = dataset.interactions
     if protocol == "warm":
         return _warm(pairs, rng, seed)
-    column, count = {"item_cold": (1, dataset.num_items), "user_cold": (0, dataset.num_users)}[protocol]
+    count = {"item_cold": dataset.num_items, "user_cold": dataset.num_users}[protocol]
     cold = rng.permutation(count)[: round(0.2 * count)]
     half = len(cold) // 2
-    groups = {"valid": np.sort(cold[:half]), "test": np.sort(cold[half:])}
+    return cold_split(dataset, protocol, {"valid": np.sort(cold[:half]), "test": np.sort(cold[half:])}, seed)
+
+
+def cold_split(dataset: Dataset, protocol: str, groups: dict[str, np.ndarray], seed: int | None) -> Split:
+    """An item_cold/user_cold split from its cold entities per part (``groups``, sorted indices): every
+    interaction of a part's cold entities goes to that part, every other interaction to train."""
+    column = {"item_cold": 1, "user_cold": 0}[protocol]
+    pairs = dataset.interactions
     parts = {k: pairs[np.isin(pairs[:, column], v)] for k, v in groups.items()}
     empty = {k: np.empty(0, dtype=np.int64) for k in PARTS}
-    return Split(protocol, seed, pairs[~np.isin(pairs[:, column], cold)], parts["valid"], parts["test"],
+    return Split(protocol, seed, pairs[~np.isin(pairs[:, column], np.concatenate(list(groups.values())))],
+                 parts["valid"], parts["test"],
                  cold_users=groups if column == 0 else empty, cold_items=groups if column == 1 else empty)
 
 
@@ -80,22 +88,3 @@ def eval_task(split: Split, part: str) -> EvalTask:
     candidates = split.cold_items[part] if split.protocol == "item_cold" else None
     return EvalTask(np.unique(positives[:, 0]), positives, candidates, none)
 
-
-def save_split(split: Split, dataset: Dataset, path: Path) -> None:
-    """Write the split (indices plus the original-id maps) so any run's result can be re-scored."""
-    np.savez_compressed(
-        path, protocol=split.protocol, seed=split.seed, train=split.train, valid=split.valid, test=split.test,
-        user_ids=dataset.user_ids, item_ids=dataset.item_ids,
-        **{f"cold_users_{k}": v for k, v in split.cold_users.items()},
-        **{f"cold_items_{k}": v for k, v in split.cold_items.items()},
-    )
-
-
-def load_split(path: Path) -> Split:
-    """Read a split written by :func:`save_split`."""
-    if not Path(path).is_file():
-        raise DataError(f"{path}: split file not found")
-    with np.load(path, allow_pickle=False) as f:
-        return Split(str(f["protocol"]), int(f["seed"]), f["train"], f["valid"], f["test"],
-                     cold_users={k: f[f"cold_users_{k}"] for k in PARTS},
-                     cold_items={k: f[f"cold_items_{k}"] for k in PARTS})

@@ -18,6 +18,7 @@ from torch import nn
 from raysearch.checkpoint import make_checkpoint, model_args
 from raysearch.config import TrainConfig
 from raysearch.data import Dataset
+from raysearch.errors import ConfigError, TrainingDiverged
 from raysearch.evaluation import Scorer, evaluate, sampled_evaluate
 from raysearch.features import field_tensors
 from raysearch.graph import bipartite_adjacency
@@ -26,6 +27,7 @@ from raysearch.model import FusionGCN, Representations
 from raysearch.splits import Split, eval_task
 
 RANKING_LOSSES = {"bpr": bpr_loss, "softmax": sampled_softmax_loss}
+AUTOCAST_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Reporter(Protocol):
@@ -110,12 +112,14 @@ def training_items(dataset: Dataset, split: Split) -> np.ndarray:
 
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs: ModelInputs,
                 train: torch.Tensor, sampler: NegativeSampler, config: TrainConfig, generator: torch.Generator,
-                rank: int = 0, world_size: int = 1) -> float:
+                rank: int = 0, world_size: int = 1, scaler: torch.amp.GradScaler | None = None) -> float:
     """One pass over this rank's shard of the shuffled training pairs; returns the mean loss.
 
     Every rank gets the same number of batches (the remainder of the shuffle is dropped) so DDP
-    steps stay in lockstep; the full graph is propagated at every step.
+    steps stay in lockstep; the full graph is propagated at every step. With ``config.mixed_precision``
+    the forward pass and loss run under ``torch.autocast``; ``scaler`` scales fp16 losses.
     """
+    scaler = scaler or torch.amp.GradScaler(train.device.type, enabled=False)
     model.train()
     order = torch.randperm(len(train), generator=generator)
     order = order[: len(order) - len(order) % world_size][rank::world_size]
@@ -124,18 +128,21 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
     for batch in torch.split(order, config.batch_size):
         users, items = train[batch, 0], train[batch, 1]
         negatives = sampler.sample(users.repeat_interleave(config.num_negatives), generator)
-        reps = inputs.forward(model)
-        user_vec = reps.nodes[users]
-        negative_vec = reps.nodes[num_users + negatives].view(len(users), config.num_negatives, -1)
-        loss = RANKING_LOSSES[config.rec_loss]((user_vec * reps.nodes[num_users + items]).sum(1),
-                                               torch.einsum("bd,bkd->bk", user_vec, negative_vec))
-        if config.contrastive_weight > 0:
-            pairs = slice(0, config.contrastive_pairs)
-            loss = loss + config.contrastive_weight * cross_view_loss(
-                reps, users[pairs], num_users + items[pairs], config.temperature)
+        with torch.autocast(train.device.type, dtype=AUTOCAST_DTYPES[config.mixed_precision],
+                            enabled=config.mixed_precision != "off"):
+            reps = inputs.forward(model)
+            user_vec = reps.nodes[users]
+            negative_vec = reps.nodes[num_users + negatives].view(len(users), config.num_negatives, -1)
+            loss = RANKING_LOSSES[config.rec_loss]((user_vec * reps.nodes[num_users + items]).sum(1),
+                                                   torch.einsum("bd,bkd->bk", user_vec, negative_vec))
+            if config.contrastive_weight > 0:
+                pairs = slice(0, config.contrastive_pairs)
+                loss = loss + config.contrastive_weight * cross_view_loss(
+                    reps, users[pairs], num_users + items[pairs], config.temperature)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         total, steps = total + loss.item(), steps + 1
     return total / max(steps, 1)
 
@@ -168,7 +175,8 @@ def run_epochs(config: TrainConfig, dataset: Dataset, split: Split, reporter: Re
 
     Each epoch trains on this rank's shard (``wrap`` may make the model data-parallel), scores the
     whole validation part (so every rank computes the same metrics) and calls ``reporter``; it stops
-    after ``config.patience`` epochs without improving ``config.metric`` or on a non-finite loss.
+    after ``config.patience`` epochs without improving ``config.metric``; a non-finite epoch loss raises
+    :class:`~raysearch.errors.TrainingDiverged` (naming the epoch and the loss) before that epoch is reported.
     ``resume`` (a checkpoint dict) continues a run from its epoch; ``device`` is where the data goes
     (the model's own device is ``wrap``'s business, e.g. ``ray.train.torch.prepare_model``).
     """
@@ -183,6 +191,10 @@ def run_epochs(config: TrainConfig, dataset: Dataset, split: Split, reporter: Re
     generator = torch.Generator().manual_seed(config.seed + start)
     trained = wrap(model)
     device = device or torch.device("cpu")
+    if config.mixed_precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"mixed_precision=fp16 needs a CUDA device (training runs on {device.type}); "
+                          "use bf16 or off")
+    scaler = torch.amp.GradScaler(device.type, enabled=config.mixed_precision == "fp16")
     inputs = ModelInputs.build(dataset, split.train).to(device)
     train = torch.as_tensor(split.train, dtype=torch.long, device=device)
     sampler = NegativeSampler(split.train, training_items(dataset, split), dataset.num_items, device)
@@ -190,7 +202,10 @@ def run_epochs(config: TrainConfig, dataset: Dataset, split: Split, reporter: Re
     run = Run(model, inputs, [], None)
     for epoch in range(start + 1, config.epochs + 1):
         started = time.perf_counter()
-        loss = train_epoch(trained, optimizer, inputs, train, sampler, config, generator, rank, world_size)
+        loss = train_epoch(trained, optimizer, inputs, train, sampler, config, generator, rank, world_size, scaler)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"training diverged at epoch {epoch}: the mean training loss is {loss} (try a "
+                                   "lower learning_rate or contrastive_weight, or a higher temperature)")
         seconds = time.perf_counter() - started
         valid = evaluate(model_scorer(model, inputs), valid_task, dataset.num_items, config.topk,
                          config.eval_batch_users)
@@ -205,7 +220,7 @@ def run_epochs(config: TrainConfig, dataset: Dataset, split: Split, reporter: Re
             run.best = snapshot()
         if reporter is not None:
             reporter(metrics, (lambda: run.best) if improved else snapshot, improved)
-        if epoch - best_epoch >= config.patience or not math.isfinite(loss):
+        if epoch - best_epoch >= config.patience:
             break
     return run
 
@@ -214,7 +229,7 @@ def fit(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter 
     """Train in-process with early stopping on ``config.metric``, then score the best model on test."""
     run = run_epochs(config, dataset, split, reporter)
     if run.best is None:
-        raise RuntimeError(f"training produced no finite validation {config.metric} (loss {run.history[-1]['loss']})")
+        raise TrainingDiverged(f"training produced no finite validation {config.metric} in {len(run.history)} epochs")
     run.model.load_state_dict(run.best["state_dict"])
     test = test_metrics(run.model, run.inputs, dataset, split, config)
     valid = {k.removeprefix("valid_"): v for k, v in run.best["metrics"].items() if k.startswith("valid_")}

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # GPU smoke check: a short search with one GPU worker (NCCL backend), then the epoch time and best metric.
-# Run on a machine with a CUDA GPU and a CUDA build of torch:  bash scripts/gpu_check.sh
+# Run on a machine with a CUDA GPU and a CUDA build of torch:  bash scripts/gpu_check.sh [raysearch tune options]
+# e.g. `bash scripts/gpu_check.sh --set mixed_precision=bf16`; SPACE=file picks another search space.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 storage="$(mktemp -d)"
+space="${SPACE:-search_spaces/smoke.yaml}"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python -m raysearch tune --space search_spaces/smoke.yaml --storage "$storage" --use-gpu \
-  --workers-per-trial 1 --set epochs=3 --download
-python - "$storage/smoke" <<'PY'
+python3 -m raysearch tune --space "$space" --storage "$storage" --name gpu-check --use-gpu \
+  --workers-per-trial 1 --set epochs=3 --download "$@"
+python3 - "$storage/gpu-check" <<'PY'
 import sys, pandas as pd, pathlib
 experiment = pathlib.Path(sys.argv[1])
 trials = pd.read_csv(experiment / "trials.csv")

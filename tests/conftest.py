@@ -30,10 +30,12 @@ def ml100k(data_root: Path) -> Dataset:
     return load_dataset("ml-100k", data_root / "ml-100k")
 
 
-def tiny_dataset(num_users: int = 12, num_items: int = 10, seed: int = 0) -> Dataset:
-    """Two taste groups: even users like even items, odd users odd items; attributes reveal the group."""
+def tiny_dataset(num_users: int = 12, num_items: int = 10, seed: int = 0, skew: float = 0.0) -> Dataset:
+    """Two taste groups: even users like even items, odd users odd items; attributes reveal the group.
+    ``skew`` > 0 makes low item indices more popular (a user likes item i with chance 0.8 (1 - skew i / I))."""
     rng = np.random.default_rng(seed)
-    pairs = [(u, i) for u in range(num_users) for i in range(num_items) if u % 2 == i % 2 and rng.random() < 0.8]
+    pairs = [(u, i) for u in range(num_users) for i in range(num_items)
+             if u % 2 == i % 2 and rng.random() < 0.8 * (1 - skew * i / num_items)]
     groups = ["even" if u % 2 == 0 else "odd" for u in range(num_users)]
     item_groups = [["even"] if i % 2 == 0 else ["odd"] for i in range(num_items)]
     return Dataset(
@@ -48,6 +50,12 @@ def tiny_dataset(num_users: int = 12, num_items: int = 10, seed: int = 0) -> Dat
 @pytest.fixture
 def tiny() -> Dataset:
     return tiny_dataset()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run ``own_ray`` tests (they start and stop their own Ray) first, before the session's local Ray
+    exists: two Ray instances on one machine break Ray's placement-group cleaner."""
+    items.sort(key=lambda item: item.get_closest_marker("own_ray") is None)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ def test_overrides_parse_yaml_scalars_and_coerce_ints_to_floats():
     ({"num_layers": "three"}, "key 'num_layers': expected int, got 'three'"),
     ({"num_layers": 2.5}, "key 'num_layers': expected int"),
     ({"epochs": True}, "key 'epochs': expected int"),
-    ({"learning_rate": 0}, "'learning_rate' = 0.0 must be > 0"),
+    ({"learning_rate": 0}, "'learning_rate' = 0.0 must be in (0, 1000]"),
     ({"temperature": -1}, "'temperature' = -1.0 must be > 0"),
     ({"split": "cold"}, "'split' = 'cold' must be one of warm, item_cold, user_cold"),
     ({"metric": "ndcg@50"}, "'metric' = 'ndcg@50'"),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from raysearch.splits import eval_task, load_split, make_split, save_split
+from raysearch.splits import eval_task, make_split
 
 
 def _keys(pairs):
@@ -54,12 +54,3 @@ def test_eval_tasks_rank_the_right_candidates(ml100k):
     task = eval_task(user_cold, "test")
     assert set(task.users) <= set(user_cold.cold_users["test"]) and task.candidates is None
 
-
-def test_split_file_round_trip(ml100k, tmp_path):
-    split = make_split(ml100k, "user_cold", seed=3)
-    save_split(split, ml100k, tmp_path / "split.npz")
-    loaded = load_split(tmp_path / "split.npz")
-    assert loaded.protocol == "user_cold" and loaded.seed == 3
-    for name in ("train", "valid", "test"):
-        assert np.array_equal(loaded.part(name), split.part(name))
-    assert np.array_equal(loaded.cold_users["test"], split.cold_users["test"])

@@ -7,7 +7,7 @@ import torch
 from raysearch import cli
 from raysearch.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from raysearch.config import TrainConfig
-from raysearch.errors import DataError
+from raysearch.errors import DataError, TrainingDiverged
 from raysearch.splits import eval_task, make_split
 from raysearch.evaluation import evaluate
 from raysearch.training import ModelInputs, NegativeSampler, fit, model_scorer
@@ -81,7 +81,7 @@ def test_train_cli_writes_outputs(data_root, tmp_path, capsys):
     assert "epoch   2/2" in printed and "| test |" in printed
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert set(metrics) == {"best_epoch", "valid", "test"} and 0 < metrics["test"]["hit@10"] <= 1
-    assert {p.name for p in out.iterdir()} >= {"config.yaml", "split.npz", "checkpoint.pt", "history.csv",
+    assert {p.name for p in out.iterdir()} >= {"config.yaml", "split.json", "checkpoint.pt", "history.csv",
                                                "metrics.json", "tensorboard"}
     assert TrainConfig.from_yaml(out / "config.yaml").epochs == 2
     assert cli.main(["train", "--data-dir", str(data_root), "--out", str(out)]) == 2
@@ -99,3 +99,11 @@ def test_softmax_loss_with_several_negatives_learns(tiny):
     config = TrainConfig(**{**TINY, "rec_loss": "softmax", "num_negatives": 4})
     result = fit(config, tiny, make_split(tiny, "warm", 0))
     assert result.history[-1]["loss"] < result.history[0]["loss"] and result.test["hit@3"] == pytest.approx(1.0)
+
+
+def test_a_non_finite_loss_ends_the_run_naming_epoch_and_loss(tiny):
+    config = TrainConfig(**{**TINY, "temperature": 1e-300})  # logits / temperature overflow: the InfoNCE loss is NaN
+    reported = []
+    with pytest.raises(TrainingDiverged, match=r"training diverged at epoch 1: the mean training loss is nan"):
+        fit(config, tiny, make_split(tiny, "warm", 0), lambda metrics, checkpoint, improved: reported.append(metrics))
+    assert reported == []  # the diverged epoch is neither scored nor reported

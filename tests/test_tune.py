@@ -23,7 +23,8 @@ from raysearch.errors import RaysearchError
 from raysearch.evaluation import evaluate
 from raysearch.export import export_model
 from raysearch.search_space import load_space
-from raysearch.splits import eval_task, make_split
+from raysearch.split_files import read_split
+from raysearch.splits import eval_task
 from raysearch.training import model_scorer
 from raysearch.tuning import search
 
@@ -34,7 +35,7 @@ SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
 def smoke(ray_address, ml100k, tmp_path_factory):
     """A 4-trial smoke search, 2 DDP workers per trial (search_spaces/smoke.yaml)."""
     storage = tmp_path_factory.mktemp("storage")
-    return search(load_space(SMOKE), ml100k, storage, "smoke")
+    return Path(search(load_space(SMOKE), ml100k, storage, "smoke").path)
 
 
 def test_every_trial_finishes_and_asha_stops_some(smoke):
@@ -56,11 +57,12 @@ def test_every_trial_finishes_and_asha_stops_some(smoke):
 
 def test_exported_model_reproduces_the_best_validation_metric(smoke, ml100k, tmp_path):
     trials = pd.read_csv(smoke / "trials.csv")
-    out = export_model(smoke, tmp_path / "model")
+    out = tmp_path / "model"
+    export_model(smoke, out)
     checkpoint = torch.load(out / "model.pt", weights_only=True)
     assert checkpoint["optimizer"] is None and checkpoint["metrics"]["best_value"] == pytest.approx(trials["best_value"].max())
     recommender = load_model(out)
-    split = make_split(ml100k, recommender.config.split, recommender.config.seed)
+    split = read_split(smoke / "split.json", ml100k)  # the split every trial trained on
     metrics = evaluate(model_scorer(recommender.model, recommender.inputs), eval_task(split, "valid"),
                        ml100k.num_items, recommender.config.topk, 512)
     assert metrics[recommender.config.metric] == pytest.approx(trials["best_value"].max(), abs=1e-4)
@@ -100,7 +102,10 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the Train con
 
 
 def test_both_ranks_report_identical_validation_metrics(ray_address, ml100k, tmp_path):
-    config = TrainConfig(epochs=2, embedding_dim=16, batch_size=8192, contrastive_pairs=256)
+    split_file = tmp_path / "split.json"  # one valid cold item: a worker that reads it scores 1.0
+    split_file.write_text(json.dumps({"protocol": "item_cold", "cold_items": {"valid": [1], "test": [2]}}))
+    config = TrainConfig(split="item_cold", split_file=str(split_file), epochs=2, embedding_dim=16, batch_size=8192,
+                         contrastive_pairs=256)
     record = tmp_path / "ranks.jsonl"
     trainer = make_trainer(config, ml100k, Scaling(workers_per_trial=2, cpus_per_worker=0.5), "ranks",
                            str(tmp_path / "train"), callbacks=[RecordEveryRank(str(record))])
@@ -109,7 +114,7 @@ def test_both_ranks_report_identical_validation_metrics(ray_address, ml100k, tmp
     assert len(reports) == 2
     for rank0, rank1 in reports:
         valid = {k: v for k, v in rank0.items() if k.startswith("valid_")}
-        assert valid and valid == {k: rank1[k] for k in valid}
+        assert valid and valid == {k: rank1[k] for k in valid} and valid["valid_hit@10"] == 1.0
         assert rank0["loss"] != rank1["loss"]  # each rank trained on its own shard
 
 

@@ -1,0 +1,162 @@
+"""The compare report: ``comparison.md`` (tables, findings, configs) and PNG plots from the run rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from raysearch.files import atomic_write, atomic_write_text  # noqa: E402
+from raysearch.reporting import markdown_table  # noqa: E402
+
+METRICS = ("recall@10", "ndcg@10", "mrr@10", "hit@10")
+COSTS = {"train_seconds": "train s", "infer_ms_per_1k_users": "infer ms / 1k users", "peak_rss_mb": "peak RSS MB"}
+FULL = "fusion_gcn"
+NA = "n/a (needs interactions)"
+
+
+def summarize(runs: pd.DataFrame, group: list[str]) -> pd.DataFrame:
+    """Mean and std (over seeds) of every metric and cost per group; n/a groups keep their status."""
+    ok = runs[runs["status"] == "ok"]
+    columns = [c for c in (*METRICS, *COSTS, "epochs_run") if c in ok]
+    stats = ok.groupby(group, sort=False)[columns].agg(["mean", "std"])
+    stats.columns = [f"{c}_{s}" for c, s in stats.columns]
+    stats["seeds"] = ok.groupby(group, sort=False).size()
+    na = runs[runs["status"] != "ok"].drop_duplicates(group).set_index(group)["status"]
+    return pd.concat([stats, na.to_frame()], axis=0).reset_index()
+
+
+def metric_table(summary: pd.DataFrame, label: str, costs: bool) -> str:
+    """Markdown rows ``split | label | metrics (mean ± std, best per split in bold) [| costs]``."""
+    head = ["split", label, *METRICS] + (list(COSTS.values()) + ["epochs"] if costs else [])
+    lines = []
+    for split, rows in summary.groupby("split", sort=False):
+        best = {m: rows[f"{m}_mean"].max() for m in METRICS}
+        for _, row in rows.iterrows():
+            if pd.isna(row.get(f"{METRICS[0]}_mean")):
+                cells = [row["status"]] * len(METRICS) + (["-"] * (len(COSTS) + 1) if costs else [])
+            else:
+                cells = [_cell(row, m, bold=np.isclose(row[f"{m}_mean"], best[m])) for m in METRICS]
+                if costs:
+                    cells += [f"{row[f'{c}_mean']:.{0 if c == 'peak_rss_mb' else 1}f}" for c in COSTS]
+                    cells.append(f"{row['epochs_run_mean']:.0f}")
+            lines.append([split, row[label], *cells])
+    return markdown_table(head, lines)
+
+
+def _cell(row: pd.Series, metric: str, bold: bool) -> str:
+    std = row[f"{metric}_std"]
+    text = f"{row[f'{metric}_mean']:.4f}" + (f" ± {std:.4f}" if pd.notna(std) else "")
+    return f"**{text}**" if bold else text
+
+
+def findings(models: pd.DataFrame, ablations: pd.DataFrame) -> list[str]:
+    """Plain statements: where a baseline beats the full model (and by how many stds), and whether
+    the full model beats each ablation on NDCG@10."""
+    notes = []
+    for split, rows in models.groupby("split", sort=False):
+        full = rows[rows["variant"] == FULL]
+        if full.empty or pd.isna(full.iloc[0].get("ndcg@10_mean")):
+            continue
+        full = full.iloc[0]
+        for metric in METRICS:
+            best = rows.loc[rows[f"{metric}_mean"].idxmax()]
+            if best["variant"] != FULL:
+                gap = best[f"{metric}_mean"] - full[f"{metric}_mean"]
+                within = gap <= (full[f"{metric}_std"] if pd.notna(full[f"{metric}_std"]) else 0)
+                notes.append(f"{split}: **{best['variant']}** beats the full model on {metric} by {gap:.4f} "
+                             f"({'within' if within else 'more than'} one std of the full model)")
+        for _, ablation in ablations[ablations["split"] == split].iterrows():
+            if pd.isna(ablation.get("ndcg@10_mean")):
+                continue
+            delta = full["ndcg@10_mean"] - ablation["ndcg@10_mean"]
+            verdict = "beats" if delta > 0 else "does not beat"
+            notes.append(f"{split}: full model {verdict} ablation {ablation['variant']} on ndcg@10 ({delta:+.4f})")
+    return notes
+
+
+def lr_plot(summary: pd.DataFrame, path: Path) -> None:
+    """NDCG@10 and Hit@10 (mean ± std over seeds) against the learning rate, log x axis."""
+    rates = summary["variant"].str.removeprefix("lr=").astype(float)
+    order = np.argsort(rates.to_numpy())
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for metric in ("ndcg@10", "hit@10"):
+        ax.errorbar(rates.to_numpy()[order], summary[f"{metric}_mean"].to_numpy()[order],
+                    yerr=summary[f"{metric}_std"].fillna(0).to_numpy()[order], marker="o", capsize=3, label=metric)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("test metric")
+    ax.set_title(f"Learning-rate sensitivity ({', '.join(summary['split'].unique())})")
+    ax.legend()
+    _save(fig, path)
+
+
+def weights_table(weights: pd.DataFrame) -> pd.DataFrame:
+    """Mean fusion weight per (side, segment) row and field column, averaged over splits and seeds."""
+    table = weights.groupby(["side", "segment", "field"], sort=False)["weight"].mean().unstack("field")
+    return table
+
+
+def weights_plot(table: pd.DataFrame, path: Path) -> None:
+    """One heatmap per side: segments x fields, annotated with the mean weight."""
+    sides = table.index.get_level_values("side").unique()
+    fig, axes = plt.subplots(1, len(sides), figsize=(6 * len(sides), 4), squeeze=False)
+    for ax, side in zip(axes[0], sides):
+        part = table.loc[side].dropna(axis=1, how="all")
+        image = ax.imshow(part.to_numpy(), cmap="viridis", aspect="auto", vmin=0, vmax=1)
+        ax.set_xticks(range(part.shape[1]), part.columns, rotation=30)
+        ax.set_yticks(range(part.shape[0]), part.index)
+        for (r, c), value in np.ndenumerate(part.to_numpy()):
+            ax.text(c, r, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.5 else "black")
+        ax.set_title(f"{side} fields: mean attention weight")
+        fig.colorbar(image, ax=ax)
+    _save(fig, path)
+
+
+def _without_run(label: str) -> str:
+    """A config label without the split and seed, which vary per run."""
+    return " ".join(p for p in label.split() if not p.startswith(("split=", "seed=")))
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+def write_report(runs: pd.DataFrame, weights: pd.DataFrame, out: Path, header: str) -> Path:
+    """Write ``comparison.md`` and the PNG plots next to the CSVs; returns the markdown path."""
+    models = summarize(runs[runs["study"] == "models"], ["split", "variant"])
+    full = models[models["variant"] == FULL]
+    ablations = summarize(runs[runs["study"] == "ablations"], ["split", "variant"])
+    sections = [header, "## Models (test split, mean ± std over seeds; best per split in bold)\n",
+                metric_table(models, "variant", costs=True)]
+    if not ablations.empty:
+        sections += ["\n## Ablations of the full model\n",
+                     metric_table(pd.concat([full, ablations]), "variant", costs=False)]
+    rates = runs[runs["study"] == "learning_rate"]
+    if not rates.empty:
+        lr = summarize(rates, ["split", "variant"])
+        lr_plot(lr, out / "lr_sensitivity.png")
+        sections += ["\n## Learning-rate sensitivity of the full model\n", metric_table(lr, "variant", costs=False),
+                     "\n![learning rate](lr_sensitivity.png)"]
+    if not weights.empty:
+        table = weights_table(weights[weights["key"].isin(runs["key"])])
+        weights_plot(table, out / "fusion_weights.png")
+        sections += ["\n## Fusion weights of the full model (mean attention per field)\n",
+                     markdown_table(["side", "segment", *table.columns],
+                                    [[*index, *(f"{v:.3f}" if pd.notna(v) else "" for v in row)]
+                                     for index, row in zip(table.index, table.to_numpy())]),
+                     "\n![fusion weights](fusion_weights.png)"]
+    sections += ["\n## Findings\n", "\n".join(f"- {n}" for n in findings(models, ablations)) or "- none",
+                 "\n## Configs (keys that differ from the defaults)\n",
+                 "\n".join(f"- {v}: `{_without_run(c)}`" for v, c in runs.drop_duplicates("variant")[["variant", "config"]]
+                           .itertuples(index=False))]
+    path = out / "comparison.md"
+    atomic_write_text(path, "\n".join(sections) + "\n")
+    return path
