@@ -117,6 +117,8 @@ def _parser() -> argparse.ArgumentParser:
                          "protocol replaces --splits; seeds then vary only the training)")
     compare.add_argument("--out", type=Path, required=True, help="report folder; runs already in its "
                          "comparison.csv are kept, not rerun")
+    compare.add_argument("--report-only", action="store_true", help="write the report from the runs already in "
+                         "comparison.csv; run nothing")
     compare.add_argument("--workers", type=int, default=os.cpu_count(), help="runs at a time (local processes)")
     compare.add_argument("--threads", type=int, default=1, help="torch threads per run")
     compare.add_argument("--address", help="run on a Ray cluster (auto | ray://host:10001) instead of local processes")
@@ -250,13 +252,18 @@ def _compare(args: argparse.Namespace) -> int:
     jobs = comparison.plan(configs, splits, args.seeds, not args.no_ablations,
                            None if args.lr_split == "none" else args.lr_split)
     started = time.perf_counter()
-    runs = comparison.compare(jobs, args.out, args.data_dir, args.workers, args.threads, args.address)
+    runs = comparison.compare(jobs, args.out, args.data_dir, args.workers, args.threads, args.address,
+                              run=not args.report_only)
+    if runs.empty:
+        raise RaysearchError(f"{args.out / comparison.RUNS_FILE}: no finished run of this comparison to report")
     weights = pd.read_csv(args.out / comparison.WEIGHTS_FILE) if (args.out / comparison.WEIGHTS_FILE).is_file() else pd.DataFrame()
     minutes = (time.perf_counter() - started) / 60
     header = (f"# Comparison: {from_file.get('dataset', args.dataset)}, {', '.join(splits)}, {args.seeds} seed(s)\n\n"
               f"Command: `raysearch compare {' '.join(sys.argv[2:])}`; this invocation ran for {minutes:.1f} min "
               f"(runs already in comparison.csv were kept), {args.workers} runs at a time with {args.threads} torch "
-              f"thread(s) each, on {os.cpu_count()} cores, torch {torch.__version__}. Every model is scored by the same "
+              f"thread(s) each, on {os.cpu_count()} cores, torch {torch.__version__}. "
+              f"{'**Partial report**: ' if len(runs) < len(jobs) else ''}{len(runs)} of {len(jobs)} planned runs "
+              f"finished. Every model is scored by the same "
               f"full-ranking evaluation on the same seeded splits (test part; the validation part early-stops and "
               f"selects). Costs: training seconds include per-epoch validation; inference is the scoring time of the "
               f"test ranking per 1,000 users; peak RSS is the run's own process (Python and torch included).\n")

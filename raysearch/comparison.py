@@ -183,13 +183,14 @@ def execute(jobs: list[Job], data_dir: str | None, workers: int, threads: int,
 
 
 def compare(jobs: list[Job], out: Path, data_dir: str | None = None, workers: int = 2, threads: int = 1,
-            address: str | None = None) -> pd.DataFrame:
-    """Run the jobs not yet in ``out/comparison.csv`` and return every run's row."""
+            address: str | None = None, run: bool = True) -> pd.DataFrame:
+    """Run the jobs not yet in ``out/comparison.csv`` (none if not ``run``) and return the rows of the
+    jobs that have finished."""
     out.mkdir(parents=True, exist_ok=True)
     runs, weights = _read(out / RUNS_FILE), _read(out / WEIGHTS_FILE)
-    todo = [job for job in jobs if job.key not in set(runs.get("key", ()))]
+    todo = [job for job in jobs if job.key not in set(runs.get("key", ()))] if run else []
     wanted = {job.key for job in jobs}
-    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="compare", unit="run") as bar:
+    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="compare", unit="run", disable=not todo) as bar:
         for row, weight in execute(todo, data_dir, workers, threads, address):
             runs = pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
             weights = pd.concat([weights, pd.DataFrame(weight)], ignore_index=True)
@@ -197,8 +198,7 @@ def compare(jobs: list[Job], out: Path, data_dir: str | None = None, workers: in
             atomic_write_text(out / WEIGHTS_FILE, weights.to_csv(index=False))
             bar.set_postfix_str(f"{row['variant']} {row['split']} seed {row['seed']}")
             bar.update()
-    keep = runs["key"].isin(wanted)
-    return runs[keep].reset_index(drop=True)
+    return runs[runs["key"].isin(wanted)].reset_index(drop=True) if len(runs) else runs
 
 
 def _read(path: Path) -> pd.DataFrame:

@@ -67,10 +67,10 @@ def findings(models: pd.DataFrame, ablations: pd.DataFrame) -> list[str]:
         for metric in METRICS:
             best = rows.loc[rows[f"{metric}_mean"].idxmax()]
             if best["variant"] != FULL:
-                gap = best[f"{metric}_mean"] - full[f"{metric}_mean"]
-                within = gap <= (full[f"{metric}_std"] if pd.notna(full[f"{metric}_std"]) else 0)
-                notes.append(f"{split}: **{best['variant']}** beats the full model on {metric} by {gap:.4f} "
-                             f"({'within' if within else 'more than'} one std of the full model)")
+                gap, std = best[f"{metric}_mean"] - full[f"{metric}_mean"], full[f"{metric}_std"]
+                spread = ("one seed, no std" if pd.isna(std) else
+                          f"{'within' if gap <= std else 'more than'} one std of the full model")
+                notes.append(f"{split}: **{best['variant']}** beats the full model on {metric} by {gap:.4f} ({spread})")
         for _, ablation in ablations[ablations["split"] == split].iterrows():
             if pd.isna(ablation.get("ndcg@10_mean")):
                 continue

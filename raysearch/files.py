@@ -1,12 +1,19 @@
-"""Atomic file writes (temp file + rename in the same folder) that respect the user's umask."""
+"""Atomic file writes (temp file + rename in the same folder) that respect the user's umask.
+
+A write that the filesystem refuses (read-only, full, not a folder) raises :class:`RaysearchError` naming
+the target; the temp file or folder is removed, so the target is the old version or absent, never partial.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+from raysearch.errors import RaysearchError
 
 
 def _umask() -> int:
@@ -15,19 +22,29 @@ def _umask() -> int:
     return mask
 
 
+@contextlib.contextmanager
+def _writing(target: Path) -> Iterator[None]:
+    """Turn the filesystem's refusal (EROFS, ENOSPC, EACCES, ENOTDIR, ...) into one error naming ``target``."""
+    try:
+        yield
+    except OSError as err:
+        raise RaysearchError(f"{target}: cannot write there ({err.strerror or err})") from err
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` then rename ``tmp`` onto ``path``: readers see the old file or the whole new one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.close(fd)
+        try:
+            os.chmod(tmp, 0o666 & ~_umask())
+            write(Path(tmp))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -37,14 +54,15 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_copy_dir(source: Path, target: Path) -> None:
     """Copy a folder so that ``target`` is never seen half-copied (an older ``target`` is replaced)."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
-        shutil.copytree(source, tmp, dirs_exist_ok=True)
-        os.chmod(tmp, 0o777 & ~_umask())
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    with _writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        try:
+            shutil.copytree(source, tmp, dirs_exist_ok=True)
+            os.chmod(tmp, 0o777 & ~_umask())
+            if target.exists():
+                shutil.rmtree(target)
+            tmp.rename(target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)

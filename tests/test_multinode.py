@@ -85,16 +85,18 @@ def cluster(data_root, tmp_path_factory):
     gcs, dashboard_port, client, head_agent, worker_agent = free_ports(5)
     dashboard = f"http://127.0.0.1:{dashboard_port}"
     env = {**os.environ, "RAYSEARCH_DATA_DIR": str(data_root), "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "60",
-           "RAY_USAGE_STATS_ENABLED": "0"}
+           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}  # the token `ray start` writes to ~/.ray
     logs = tmp_path_factory.mktemp("ray-start")
     commands = [
-        [RAY, "start", "--head", "--block", f"--port={gcs}", "--num-cpus=1", "--num-gpus=0",
+        [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=1", "--num-gpus=0",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", f"--ray-client-server-port={client}",
          f"--dashboard-agent-listen-port={head_agent}"],
-        [RAY, "start", "--block", f"--address=127.0.0.1:{gcs}", "--num-cpus=1", "--num-gpus=0",
+        [RAY, "start", "--block", "--node-ip-address=127.0.0.1", f"--address=127.0.0.1:{gcs}", "--num-cpus=1", "--num-gpus=0",
          f"--dashboard-agent-listen-port={worker_agent}"],
     ]
     processes = []
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # for the state API calls made from this process
     try:
         for count, command in enumerate(commands, 1):
             with open(logs / f"node{count}.log", "w") as log:
@@ -107,6 +109,7 @@ def cluster(data_root, tmp_path_factory):
         yield Cluster(dashboard, frozenset(alive_nodes(dashboard)))
     finally:
         stop(processes)
+        monkeypatch.undo()
 
 
 @pytest.fixture(scope="module")

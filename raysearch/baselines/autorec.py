@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raysearch.baselines.loop import Fitted, early_stopping
+from raysearch.baselines.loop import Fitted, early_stopping, sgd_epoch
 from raysearch.config import TrainConfig
 from raysearch.data import Dataset
 from raysearch.splits import Split
@@ -39,15 +39,9 @@ def train(config: TrainConfig, dataset: Dataset, split: Split, reporter=None) ->
     items = torch.unique(torch.as_tensor(split.train[:, 1]))
 
     def epoch() -> float:
-        model.train()
-        total, steps = 0.0, 0
-        for batch in torch.split(items[torch.randperm(len(items), generator=generator)], config.batch_size):
-            loss = F.binary_cross_entropy_with_logits(model(matrix[batch]), matrix[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total, steps = total + loss.item(), steps + 1
-        return total / max(steps, 1)
+        batches = torch.split(items[torch.randperm(len(items), generator=generator)], config.batch_size)
+        return sgd_epoch(model, optimizer, batches,
+                         lambda batch: F.binary_cross_entropy_with_logits(model(matrix[batch]), matrix[batch]))
 
     @torch.no_grad()
     def scorer():

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raysearch.baselines.loop import Fitted, early_stopping
+from raysearch.baselines.loop import Fitted, early_stopping, sgd_epoch
 from raysearch.config import TrainConfig
 from raysearch.data import Dataset
 from raysearch.features import field_tensors
@@ -101,23 +101,20 @@ def train(config: TrainConfig, dataset: Dataset, split: Split, reporter=None) ->
         keep = known[index] & (torch.rand(index.shape, generator=generator) >= dropout)
         return torch.where(keep, index + 1, torch.zeros_like(index))
 
+    def loss(batch: torch.Tensor) -> torch.Tensor:
+        """BCE of each positive pair (label 1) and its ``num_negatives`` sampled negatives (label 0)."""
+        users = pairs[batch, 0].repeat_interleave(1 + config.num_negatives)
+        items = torch.stack([pairs[batch, 1], *sampler.sample(pairs[batch, 0].repeat(config.num_negatives, 1),
+                                                            generator)]).T.reshape(-1)
+        labels = torch.zeros(len(batch), 1 + config.num_negatives)
+        labels[:, 0] = 1.0
+        logits = model.logits(model.users(ids(users, known_users, config.id_dropout), _take(user_bags, users)),
+                              model.items(ids(items, known_items, config.id_dropout), _take(item_bags, items)))
+        return F.binary_cross_entropy_with_logits(logits, labels.reshape(-1))
+
     def epoch() -> float:
-        model.train()
-        total, steps = 0.0, 0
-        for batch in torch.split(torch.randperm(len(pairs), generator=generator), config.batch_size):
-            users = pairs[batch, 0].repeat_interleave(1 + config.num_negatives)
-            items = torch.stack([pairs[batch, 1], *sampler.sample(pairs[batch, 0].repeat(config.num_negatives, 1),
-                                                                generator)]).T.reshape(-1)
-            labels = torch.zeros(len(batch), 1 + config.num_negatives)
-            labels[:, 0] = 1.0
-            logits = model.logits(model.users(ids(users, known_users, config.id_dropout), _take(user_bags, users)),
-                                  model.items(ids(items, known_items, config.id_dropout), _take(item_bags, items)))
-            loss = F.binary_cross_entropy_with_logits(logits, labels.reshape(-1))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total, steps = total + loss.item(), steps + 1
-        return total / max(steps, 1)
+        return sgd_epoch(model, optimizer, torch.split(torch.randperm(len(pairs), generator=generator),
+                                                       config.batch_size), loss)
 
     @torch.no_grad()
     def scorer():

@@ -6,7 +6,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -35,6 +35,20 @@ def validation_metrics(scorer: Scorer, dataset: Dataset, split: Split, config: T
     """Full-ranking metrics of the validation part, keys prefixed ``valid_``."""
     metrics = evaluate(scorer, eval_task(split, "valid"), dataset.num_items, config.topk, config.eval_batch_users)
     return {f"valid_{k}": v for k, v in metrics.items()}
+
+
+def sgd_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable[torch.Tensor],
+              loss: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """One optimizer step per batch on ``loss(batch)``; returns the mean loss."""
+    model.train()
+    total, steps = 0.0, 0
+    for batch in batches:
+        value = loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
+        total, steps = total + value.item(), steps + 1
+    return total / max(steps, 1)
 
 
 def early_stopping(config: TrainConfig, dataset: Dataset, split: Split, model: torch.nn.Module,

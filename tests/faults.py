@@ -1,0 +1,223 @@
+"""Faults injected for real into a search: a SIGKILLed Train worker, a SIGKILLed `raysearch tune` driver,
+a diverging config, storage that is read-only or full, and the bytes a search leaves on disk.
+
+Nothing here is a hook in the product: the worker and the driver are killed from outside with SIGKILL,
+divergence comes from a config, storage faults from the filesystem (a tmpfs mount where the sandbox
+permits it). ``tests/test_faults.py`` asserts on small runs; ``benchmarks/reliability.py`` runs the same
+scenarios, measures them and writes ``benchmarks/results/reliability.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import optuna
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "search_spaces" / "smoke.yaml"
+DIVERGING_TEMPERATURE = 1e-40  # InfoNCE logits overflow float32: the loss is NaN in epoch 1
+
+
+def space_file(folder: Path, name: str, num_samples: int, epochs: int, diverging: bool = False,
+               num_to_keep: int = 2) -> Path:
+    """smoke.yaml with ``num_samples`` trials of ``epochs`` epochs; ``diverging`` makes temperature a
+    choice between a sane value and one whose loss is NaN."""
+    space = yaml.safe_load(SMOKE.read_text())
+    space["experiment"].update(name=name, num_samples=num_samples)
+    space["config"].update(epochs=epochs, patience=epochs)
+    space["resources"]["num_to_keep"] = num_to_keep
+    if diverging:
+        space["params"]["temperature"] = {"type": "choice", "values": [0.2, DIVERGING_TEMPERATURE]}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(space, sort_keys=False))
+    return path
+
+
+def result_lines(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a trial's result.json (a line being written is skipped)."""
+    lines = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        with contextlib.suppress(json.JSONDecodeError):
+            lines.append(json.loads(line))
+    return lines
+
+
+def trial_dirs(experiment: Path) -> list[Path]:
+    """Tune's trial folders in start order (``run_trial_<id>_<n>_...``)."""
+    return sorted(experiment.glob("run_trial_*"), key=lambda p: int(p.name.split("_")[3]))
+
+
+@dataclass
+class WorkerKill:
+    """What :class:`WorkerKiller` did: the trial, the epoch last reported before the kill, and the seconds
+    from the kill to that trial's next report (the restarted worker group's first epoch)."""
+
+    trial: Path | None = None
+    pid: int | None = None
+    epoch_before: int | None = None
+    killed_at: float | None = None
+    recovery_seconds: float | None = None
+
+
+class WorkerKiller(threading.Thread):
+    """SIGKILLs one Ray Train worker process of the first trial that reports epoch ``after_epoch``, once,
+    so it dies during epoch ``after_epoch + 1``; then waits for that trial's next report."""
+
+    def __init__(self, experiment: Path, after_epoch: int, timeout: float = 900) -> None:
+        super().__init__(daemon=True)
+        self.experiment, self.after_epoch, self.timeout = experiment, after_epoch, timeout
+        self.kill = WorkerKill()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.time() + self.timeout
+        while not self.done.is_set() and time.time() < deadline:
+            for trial in trial_dirs(self.experiment):
+                reported = [line["epoch"] for line in result_lines(trial / "result.json")]
+                if reported and reported[-1] == self.after_epoch:
+                    self._kill(trial, len(reported), deadline)
+                    return
+            time.sleep(0.1)
+
+    def _kill(self, trial: Path, reports: int, deadline: float) -> None:
+        from ray.util.state import list_actors
+
+        workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+        self.kill = WorkerKill(trial, min(w.pid for w in workers), self.after_epoch, time.time())
+        os.kill(self.kill.pid, signal.SIGKILL)
+        while time.time() < deadline and not self.done.is_set():
+            if len(result_lines(trial / "result.json")) > reports:
+                self.kill.recovery_seconds = time.time() - self.kill.killed_at
+                return
+            time.sleep(0.1)
+
+
+@dataclass
+class DriverKill:
+    """The counts of a driver killed with SIGKILL and resumed with `raysearch tune --resume`."""
+
+    finished_before: dict[str, list[dict]]  # trial folder -> its result.json lines when the driver died
+    trials: pd.DataFrame  # trials.csv after the resume
+    trial_folders: int  # run_trial_* folders after the resume
+    study_trials: int  # trials in the Optuna journal after the resume
+    resume_seconds: float  # `raysearch tune --resume` wall time, Ray already running
+    finished_after: dict[str, list[dict]] = field(default_factory=dict)  # the same folders after the resume
+
+    @property
+    def lost(self) -> int:
+        """Trials finished before the kill that are gone or changed after the resume."""
+        return sum(self.finished_after.get(name) != lines for name, lines in self.finished_before.items())
+
+    @property
+    def duplicated(self) -> int:
+        return len(self.trials) - self.trials["trial_id"].nunique()
+
+
+def tune_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "raysearch", "tune", *args]
+
+
+def kill_driver_and_resume(space: Path, storage: Path, address: str, data_root: Path,
+                           finished_before_kill: int) -> DriverKill:
+    """Start `raysearch tune` (one trial at a time), SIGKILL it once ``finished_before_kill`` trials have
+    finished and the next one runs, then `raysearch tune --resume` the experiment to the end."""
+    env = {**os.environ, "RAYSEARCH_DATA_DIR": str(data_root)}
+    driver = subprocess.Popen(tune_command("--space", str(space), "--storage", str(storage), "--address", address),
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    experiment = storage / yaml.safe_load(space.read_text())["experiment"]["name"]
+    deadline = time.time() + 900
+    while len(trial_dirs(experiment)) <= finished_before_kill and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.5)  # trial n + 1 starts once trial n has finished (one trial at a time)
+    running = driver.poll() is None
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    if not running or len(trial_dirs(experiment)) <= finished_before_kill:
+        raise AssertionError(f"the driver ended or no {finished_before_kill} trial(s) finished in time")
+    finished = {p.name: result_lines(p / "result.json") for p in trial_dirs(experiment)[:finished_before_kill]}
+    assert not (experiment / "trials.csv").exists()
+    started = time.perf_counter()
+    resumed = subprocess.run(tune_command("--resume", str(experiment), "--address", address), env=env,
+                             capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - started
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    study = optuna.load_study(study_name=experiment.name, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(experiment / "optuna.journal"))))
+    return DriverKill(finished, pd.read_csv(experiment / "trials.csv"), len(trial_dirs(experiment)),
+                      len(study.trials), seconds,
+                      {name: result_lines(experiment / name / "result.json") for name in finished})
+
+
+def best_config_matches(experiment: Path, params: list[str]) -> bool:
+    """best_config.yaml names the best finished trial of trials.csv and holds its (finite) params."""
+    trials = pd.read_csv(experiment / "trials.csv")
+    ranked = trials[trials["error"].isna()].sort_values("best_value", ascending=False)
+    best = ranked.iloc[0]
+    header, _, body = (experiment / "best_config.yaml").read_text().partition("\n")
+    config = yaml.safe_load(body)
+    numbers = [v for v in config.values() if isinstance(v, float)]
+    return (f"best trial {best['trial_id']}:" in header and f"= {best['best_value']:.6f}" in header
+            and all(math.isfinite(v) for v in numbers)
+            and all(math.isclose(config[p], best[f"param_{p}"], rel_tol=1e-9) for p in params))
+
+
+@dataclass(frozen=True)
+class DiskUse:
+    """Bytes under an experiment folder, split by what holds them."""
+
+    total: int
+    checkpoints: int  # train_runs/*/checkpoint_*
+    best_checkpoint: int
+    largest_checkpoint: int
+    checkpoints_per_run: dict[str, int]
+
+    def bound(self, trials: int, num_to_keep: int, other_per_trial: int, fixed: int) -> int:
+        """The documented bound: every trial keeps its best ``num_to_keep`` checkpoints plus the latest
+        (Ray Train never deletes the latest), one more copy is the global best, and logs cost at most
+        ``other_per_trial`` bytes per trial plus ``fixed`` bytes for the experiment's own files."""
+        return (trials * (num_to_keep + 1) + 1) * self.largest_checkpoint + trials * other_per_trial + fixed
+
+
+def disk_use(experiment: Path) -> DiskUse:
+    def size(folder: Path) -> int:
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+    checkpoints = list(experiment.glob("train_runs/*/checkpoint_*"))
+    runs = {run.name: len(list(run.glob("checkpoint_*"))) for run in experiment.glob("train_runs/*")}
+    return DiskUse(size(experiment), sum(size(c) for c in checkpoints), size(experiment / "best_checkpoint"),
+                   max((size(c) for c in checkpoints), default=0), runs)
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str, read_only: bool = False) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``folder`` (``mount`` needs root or CAP_SYS_ADMIN; raises OSError
+    where the sandbox forbids it), unmounted afterwards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        raise OSError(f"cannot mount a tmpfs on {folder}: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path, leave: int) -> None:
+    """Fill the filesystem of ``folder`` until ``leave`` bytes are free."""
+    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    with open(folder / "filler", "wb") as f:
+        f.write(b"\0" * max(0, free - leave))
