@@ -256,7 +256,7 @@ def _compare(args: argparse.Namespace) -> int:
                               run=not args.report_only)
     if runs.empty:
         raise RaysearchError(f"{args.out / comparison.RUNS_FILE}: no finished run of this comparison to report")
-    weights = pd.read_csv(args.out / comparison.WEIGHTS_FILE) if (args.out / comparison.WEIGHTS_FILE).is_file() else pd.DataFrame()
+    weights = comparison.read_table(args.out / comparison.WEIGHTS_FILE)
     minutes = (time.perf_counter() - started) / 60
     header = (f"# Comparison: {from_file.get('dataset', args.dataset)}, {', '.join(splits)}, {args.seeds} seed(s)\n\n"
               f"Command: `raysearch compare {' '.join(sys.argv[2:])}`; this invocation ran for {minutes:.1f} min "

@@ -32,6 +32,7 @@ from raysearch.splits import eval_task
 
 RUNS_FILE = "comparison.csv"
 WEIGHTS_FILE = "fusion_weights.csv"
+WEIGHT_COLUMNS = ("key", "split", "seed", "side", "segment", "field", "weight", "entities")
 # Each model's default config (keys over TrainConfig's defaults); search_spaces/baselines/ tune them.
 MODEL_DEFAULTS: dict[str, dict] = {
     "fusion_gcn": {},
@@ -187,13 +188,13 @@ def compare(jobs: list[Job], out: Path, data_dir: str | None = None, workers: in
     """Run the jobs not yet in ``out/comparison.csv`` (none if not ``run``) and return the rows of the
     jobs that have finished."""
     out.mkdir(parents=True, exist_ok=True)
-    runs, weights = _read(out / RUNS_FILE), _read(out / WEIGHTS_FILE)
+    runs, weights = read_table(out / RUNS_FILE), read_table(out / WEIGHTS_FILE)
     todo = [job for job in jobs if job.key not in set(runs.get("key", ()))] if run else []
     wanted = {job.key for job in jobs}
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="compare", unit="run", disable=not todo) as bar:
         for row, weight in execute(todo, data_dir, workers, threads, address):
             runs = pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
-            weights = pd.concat([weights, pd.DataFrame(weight)], ignore_index=True)
+            weights = pd.concat([weights, pd.DataFrame(weight, columns=list(WEIGHT_COLUMNS))], ignore_index=True)
             atomic_write_text(out / RUNS_FILE, runs.to_csv(index=False))
             atomic_write_text(out / WEIGHTS_FILE, weights.to_csv(index=False))
             bar.set_postfix_str(f"{row['variant']} {row['split']} seed {row['seed']}")
@@ -201,6 +202,7 @@ def compare(jobs: list[Job], out: Path, data_dir: str | None = None, workers: in
     return runs[runs["key"].isin(wanted)].reset_index(drop=True) if len(runs) else runs
 
 
-def _read(path: Path) -> pd.DataFrame:
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV written by :func:`compare`, or an empty frame if there is none yet."""
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 

@@ -67,3 +67,24 @@ def test_rerun_keeps_finished_runs(report):
     before = (out / "comparison.csv").read_text()
     assert main(argv) == 0
     assert (out / "comparison.csv").read_text() == before
+
+
+def test_split_file_puts_every_model_on_that_split(tmp_path, data_root, ml100k):
+    """``compare --split-file``: the run scores exactly the file's split (here a user_cold split of seed 7)."""
+    from raysearch.baselines import popularity
+    from raysearch.config import TrainConfig
+    from raysearch.evaluation import evaluate
+    from raysearch.split_files import read_split, write_split
+    from raysearch.splits import eval_task, make_split
+
+    path = tmp_path / "published.json"
+    write_split(make_split(ml100k, "user_cold", 7), ml100k, path)
+    out = tmp_path / "report"
+    assert main(["compare", "--models", "popularity", "--seeds", "1", "--no-ablations", "--lr-split", "none",
+                 "--split-file", str(path), "--data-dir", str(data_root), "--workers", "1", "--out", str(out)]) == 0
+    row = pd.read_csv(out / "comparison.csv").iloc[0]
+    assert row["split"] == "user_cold" and f"split_file={path}" in row["config"]
+    split = read_split(path, ml100k)
+    fitted = popularity.train(TrainConfig(model="popularity", split="user_cold"), ml100k, split)
+    expected = evaluate(fitted.scorer, eval_task(split, "test"), ml100k.num_items, (10, 20), 512)
+    assert row["ndcg@10"] == pytest.approx(expected["ndcg@10"], abs=1e-12)
