@@ -28,7 +28,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from raysearch.data import Dataset
 from raysearch.distributed import make_trainer
-from raysearch.errors import RaysearchError
+from raysearch.errors import RaysearchError, TrainingDiverged
 from raysearch.reporting import markdown_table
 from raysearch.search_space import SPACE_FILE, SearchSpace
 from raysearch.split_files import SPLIT_FILE, SPLIT_KEYS, split_for, split_text
@@ -133,8 +133,9 @@ def trials_table(space: SearchSpace, results: tune.ResultGrid) -> pd.DataFrame:
         metrics = result.metrics or {}
         epochs = int(metrics.get("epoch", 0))
         best_value = metrics.get("best_value", math.nan)
-        if result.error is not None:
-            stopped_by = "error"
+        failure = _failure(result.error) if result.error is not None else None
+        if failure is not None:
+            stopped_by = "diverged" if isinstance(failure, TrainingDiverged) else "error"
         elif epochs >= space.config.epochs:
             stopped_by = "completed"
         elif epochs - int(metrics.get("best_epoch", epochs)) >= space.config.patience:
@@ -143,10 +144,10 @@ def trials_table(space: SearchSpace, results: tune.ResultGrid) -> pd.DataFrame:
             stopped_by = "asha"
         rows.append({
             "trial_id": metrics.get("trial_id", Path(result.path).name),
-            "status": "ERROR" if result.error is not None else "TERMINATED",
+            "status": "ERROR" if failure is not None else "TERMINATED",
             "stopped_by": stopped_by, "epochs_run": epochs, "best_epoch": metrics.get("best_epoch"),
             "best_value": best_value if isinstance(best_value, float) and math.isfinite(best_value) else math.nan,
-            "error": str(result.error).splitlines()[0] if result.error is not None else "",
+            "error": (str(failure).splitlines() or [type(failure).__name__])[0] if failure is not None else "",
             "worker_nodes": metrics.get("worker_nodes", ""),
             **{f"param_{p.key}": result.config.get(p.key) for p in space.params},
             **{f"final_{k}": v for k, v in metrics.items() if k.startswith("valid_")},
@@ -155,21 +156,30 @@ def trials_table(space: SearchSpace, results: tune.ResultGrid) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _failure(error: BaseException) -> BaseException:
+    """What a trial failed with: its lowest rank's own exception when Ray Train reports worker errors
+    (a ``TrainingDiverged``, say), else the exception the trial raised, without Tune's wrapper."""
+    workers = getattr(error, "worker_failures", None) or {}
+    return workers[min(workers)] if workers else getattr(error, "cause", None) or error
+
+
 def write_outputs(space: SearchSpace, results: tune.ResultGrid, experiment: Location) -> None:
-    """trials.csv, summary.md, best_config.yaml and best_checkpoint/, each written whole (see :mod:`raysearch.storage`)."""
+    """trials.csv, best_checkpoint/, best_config.yaml and summary.md, each written whole (see
+    :mod:`raysearch.storage`). The best trial is the best finished one: a trial that errored or diverged
+    is listed in trials.csv (``stopped_by``, ``error``) but never chosen."""
     table = trials_table(space, results)
     (experiment / "trials.csv").write_text(table.to_csv(index=False))
-    ranked = table.dropna(subset=["best_value"]).sort_values("best_value", ascending=False)
+    ranked = table[table["error"] == ""].dropna(subset=["best_value"]).sort_values("best_value", ascending=False)
     if ranked.empty:
-        raise RaysearchError(f"{experiment}: no trial reported a finite {space.metric}; see trials.csv")
+        raise RaysearchError(f"{experiment}: no trial finished with a finite {space.metric}; see trials.csv")
     best = ranked.iloc[0]
     best_result = next(r for r in results if r.path == best["path"])
     config = space.trial_config({p.key: best_result.config[p.key] for p in space.params})
+    checkpoint = Location(experiment.fs, _best_checkpoint_path(best_result, space.metric), experiment.scheme)
+    copy_dir(checkpoint, experiment / "best_checkpoint")  # first: best_config.yaml only ever names a whole copy
     (experiment / "best_config.yaml").write_text(
         f"# best trial {best['trial_id']}: {space.metric} = {best['best_value']:.6f} "
         f"at epoch {int(best['best_epoch'])}\n" + config.to_yaml())
-    checkpoint = Location(experiment.fs, _best_checkpoint_path(best_result, space.metric), experiment.scheme)
-    copy_dir(checkpoint, experiment / "best_checkpoint")
     shown = ["trial_id", "stopped_by", "epochs_run", "best_epoch", "best_value", *[f"param_{p.key}" for p in space.params]]
     top = ranked[shown].head(10)
     (experiment / "summary.md").write_text(f"# {experiment.name}: top trials by {space.metric}\n\n"

@@ -64,6 +64,6 @@ def ray_address():
     import ray
 
     os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "60")
-    ray.init(num_cpus=2)
+    ray.init(address="local", num_cpus=2)  # a new instance, never a `ray start` cluster recorded in /tmp/ray
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()

@@ -10,6 +10,7 @@ scenarios, measures them and writes ``benchmarks/results/reliability.md``.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -24,7 +25,13 @@ from typing import Any, Iterator
 
 import optuna
 import pandas as pd
+import psutil
 import yaml
+
+from raysearch.cli import main
+from raysearch.data import Dataset
+from raysearch.search_space import load_space
+from raysearch.tuning import search
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "search_spaces" / "smoke.yaml"
@@ -41,6 +48,7 @@ def space_file(folder: Path, name: str, num_samples: int, epochs: int, diverging
     space["resources"]["num_to_keep"] = num_to_keep
     if diverging:
         space["params"]["temperature"] = {"type": "choice", "values": [0.2, DIVERGING_TEMPERATURE]}
+        space["experiment"]["seed"] = 1  # TPE's first draws: 0.2, 1e-40, 0.2, 1e-40
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(space, sort_keys=False))
     return path
@@ -60,6 +68,11 @@ def trial_dirs(experiment: Path) -> list[Path]:
     return sorted(experiment.glob("run_trial_*"), key=lambda p: int(p.name.split("_")[3]))
 
 
+def train_workers() -> list[int]:
+    """PIDs of this machine's Ray Train worker processes (Ray titles them ``ray::RayTrainWorker...``)."""
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if " ".join(p.info["cmdline"] or []).startswith("ray::RayTrainWorker")]
+
+
 @dataclass
 class WorkerKill:
     """What :class:`WorkerKiller` did: the trial, the epoch last reported before the kill, and the seconds
@@ -73,8 +86,9 @@ class WorkerKill:
 
 
 class WorkerKiller(threading.Thread):
-    """SIGKILLs one Ray Train worker process of the first trial that reports epoch ``after_epoch``, once,
-    so it dies during epoch ``after_epoch + 1``; then waits for that trial's next report."""
+    """SIGKILLs one Ray Train worker process of the search's first trial once it has reported epoch
+    ``after_epoch`` (or a later one; it is polled), so it dies during a later epoch; then waits for that
+    trial's next report. The first trial is never stopped by ASHA: it is the first at every rung."""
 
     def __init__(self, experiment: Path, after_epoch: int, timeout: float = 900) -> None:
         super().__init__(daemon=True)
@@ -85,24 +99,35 @@ class WorkerKiller(threading.Thread):
     def run(self) -> None:
         deadline = time.time() + self.timeout
         while not self.done.is_set() and time.time() < deadline:
-            for trial in trial_dirs(self.experiment):
-                reported = [line["epoch"] for line in result_lines(trial / "result.json")]
-                if reported and reported[-1] == self.after_epoch:
-                    self._kill(trial, len(reported), deadline)
-                    return
-            time.sleep(0.1)
+            trials = trial_dirs(self.experiment)
+            reported = [line["epoch"] for line in result_lines(trials[0] / "result.json")] if trials else []
+            workers = train_workers()
+            if reported and reported[-1] >= self.after_epoch and workers:
+                self._kill(trials[0], reported[-1], len(reported), min(workers), deadline)
+                return
+            time.sleep(0.05)
 
-    def _kill(self, trial: Path, reports: int, deadline: float) -> None:
-        from ray.util.state import list_actors
-
-        workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
-        self.kill = WorkerKill(trial, min(w.pid for w in workers), self.after_epoch, time.time())
+    def _kill(self, trial: Path, epoch: int, reports: int, pid: int, deadline: float) -> None:
+        self.kill = WorkerKill(trial, pid, epoch, time.time())
         os.kill(self.kill.pid, signal.SIGKILL)
         while time.time() < deadline and not self.done.is_set():
             if len(result_lines(trial / "result.json")) > reports:
                 self.kill.recovery_seconds = time.time() - self.kill.killed_at
                 return
             time.sleep(0.1)
+
+
+def search_with_worker_kill(space: Path, dataset: Dataset, storage: Path, after_epoch: int) -> tuple[Path, WorkerKill]:
+    """Run the search in-process while a :class:`WorkerKiller` SIGKILLs one Train worker once."""
+    name = yaml.safe_load(space.read_text())["experiment"]["name"]
+    killer = WorkerKiller(storage / name, after_epoch)
+    killer.start()
+    try:
+        experiment = Path(search(load_space(space), dataset, storage, name).path)
+    finally:
+        killer.done.set()
+        killer.join()
+    return experiment, killer.kill
 
 
 @dataclass
@@ -221,3 +246,41 @@ def fill(folder: Path, leave: int) -> None:
     free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
     with open(folder / "filler", "wb") as f:
         f.write(b"\0" * max(0, free - leave))
+
+
+def cli(*argv: str) -> tuple[int, str]:
+    """Run the CLI in-process: its exit code and what it printed on stderr."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, err.getvalue()
+
+
+@dataclass(frozen=True)
+class FullDisk:
+    """`raysearch tune --resume` of a finished experiment whose outputs are gone, on a full disk, then freed."""
+
+    exit_code: int  # on the full disk
+    error: str  # its stderr
+    left: list[str]  # outputs (or temp copies) present after the failed run
+    resume_exit_code: int  # once the disk has room again
+    resume_seconds: float
+
+
+OUTPUTS = ("trials.csv", "summary.md", "best_config.yaml", "best_checkpoint")
+
+
+def fill_and_resume(experiment: Path, mount: Path, leave: int = 512 * 1024) -> FullDisk:
+    """Remove the experiment's outputs, fill ``mount`` to ``leave`` free bytes (room for trials.csv and
+    Tune's state, not for a checkpoint), resume; then free the disk and resume again."""
+    for name in OUTPUTS:
+        subprocess.run(["rm", "-rf", str(experiment / name)], check=True)
+    fill(mount, leave)
+    try:
+        code, error = cli("tune", "--resume", str(experiment))
+        left = sorted(p.name for p in experiment.iterdir() if p.name in OUTPUTS[2:] or p.name.startswith(".best_"))
+    finally:
+        (mount / "filler").unlink()
+    started = time.perf_counter()
+    resumed, _ = cli("tune", "--resume", str(experiment))
+    return FullDisk(code, error, left, resumed, time.perf_counter() - started)

@@ -8,10 +8,11 @@ only one Ray may be alive on a machine, and it stops every process its cluster s
 
 import json
 import os
-import signal
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,17 +43,17 @@ def free_ports(count: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Cluster:
-    dashboard: str  # http://127.0.0.1:PORT, for `ray job submit` and the state API
+    dashboard: str  # http://127.0.0.1:PORT, for `ray job submit` and `ray list`
     node_ids: frozenset[str]
+    env: dict[str, str]  # the environment the nodes run in (and the CLI calls need)
 
 
-def alive_nodes(dashboard: str) -> list[str]:
-    from ray.util.state import list_nodes
-
-    try:
-        return [n.node_id for n in list_nodes(address=dashboard, filters=[("state", "=", "ALIVE")])]
-    except Exception:  # the dashboard is still starting
-        return []
+def alive_nodes(dashboard: str, env: dict[str, str]) -> list[str]:
+    """Node ids of the alive nodes, from `ray list nodes` (the CLI reads the cluster's auth token)."""
+    listed = subprocess.run([RAY, "list", "nodes", "--address", dashboard, "--filter", "state=ALIVE", "--format", "json"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    ok = listed.returncode == 0 and listed.stdout.lstrip().startswith("[")  # else "No resource in the cluster"
+    return [node["node_id"] for node in json.loads(listed.stdout)] if ok else []
 
 
 def stop(processes: list[subprocess.Popen]) -> None:
@@ -77,6 +78,16 @@ def stop(processes: list[subprocess.Popen]) -> None:
         process.wait(timeout=10)
 
 
+def forget_cluster(gcs_port: int) -> None:
+    """`ray start --head` records its address for later `ray.init()` calls and only `ray stop` (which stops
+    every Ray on the machine) removes it: remove the record here if it names this cluster."""
+    from ray._private.utils import get_ray_address_file
+
+    record = Path(get_ray_address_file(None))
+    if record.is_file() and record.read_text().strip().endswith(f":{gcs_port}"):
+        record.unlink()
+
+
 @pytest.fixture(scope="module")
 def cluster(data_root, tmp_path_factory):
     import ray
@@ -87,29 +98,31 @@ def cluster(data_root, tmp_path_factory):
     env = {**os.environ, "RAYSEARCH_DATA_DIR": str(data_root), "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "60",
            "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}  # the token `ray start` writes to ~/.ray
     logs = tmp_path_factory.mktemp("ray-start")
+    # The second node's own temp dir, as on a separate machine: sharing the head's /tmp/ray, its runtime-env
+    # agent would unpack the job's working dir over the one the driver runs in. Short: it holds sockets.
+    node2_temp = tempfile.mkdtemp(prefix="rs-node2-", dir="/tmp")
     commands = [
         [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=1", "--num-gpus=0",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", f"--ray-client-server-port={client}",
          f"--dashboard-agent-listen-port={head_agent}"],
         [RAY, "start", "--block", "--node-ip-address=127.0.0.1", f"--address=127.0.0.1:{gcs}", "--num-cpus=1", "--num-gpus=0",
-         f"--dashboard-agent-listen-port={worker_agent}"],
+         f"--dashboard-agent-listen-port={worker_agent}", f"--temp-dir={node2_temp}"],
     ]
     processes = []
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # for the state API calls made from this process
     try:
         for count, command in enumerate(commands, 1):
             with open(logs / f"node{count}.log", "w") as log:
                 processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
             deadline = time.time() + 120
-            while len(alive_nodes(dashboard)) < count:
+            while len(alive_nodes(dashboard, env)) < count:
                 assert time.time() < deadline and all(p.poll() is None for p in processes), \
                     f"node {count} did not start: " + (logs / f"node{count}.log").read_text()[-2000:]
                 time.sleep(1)
-        yield Cluster(dashboard, frozenset(alive_nodes(dashboard)))
+        yield Cluster(dashboard, frozenset(alive_nodes(dashboard, env)), env)
     finally:
         stop(processes)
-        monkeypatch.undo()
+        forget_cluster(gcs)
+        shutil.rmtree(node2_temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +137,7 @@ def submitted(cluster, tmp_path_factory):
         [RAY, "job", "submit", "--address", cluster.dashboard, "--working-dir", str(ROOT),
          "--runtime-env-json", json.dumps({"excludes": [".git", "tests", "benchmarks"]}), "--",
          "python", "clusters/raysearch_tune.py", "--space", str(folder / "space.yaml"), "--storage", str(storage)],
-        capture_output=True, text=True, timeout=900)
+        env=cluster.env, capture_output=True, text=True, timeout=900)
     assert job.returncode == 0, job.stdout[-4000:] + job.stderr[-2000:]
     assert "succeeded" in job.stdout.lower()
     return storage / "smoke"

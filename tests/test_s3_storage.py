@@ -74,7 +74,7 @@ def local_ray(endpoint):
 
     assert not ray.is_initialized(), "another Ray is running in this process"
     os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "60")
-    ray.init(num_cpus=2)
+    ray.init(address="local", num_cpus=2)
     yield
     ray.shutdown()
 

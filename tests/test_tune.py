@@ -1,11 +1,7 @@
 """The Ray search end to end, on one local Ray shared by the test run (2 logical CPUs)."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -116,29 +112,3 @@ def test_both_ranks_report_identical_validation_metrics(ray_address, ml100k, tmp
         valid = {k: v for k, v in rank0.items() if k.startswith("valid_")}
         assert valid and valid == {k: rank1[k] for k in valid} and valid["valid_hit@10"] == 1.0
         assert rank0["loss"] != rank1["loss"]  # each rank trained on its own shard
-
-
-def test_killed_driver_resumes_without_losing_trials(ray_address, data_root, tmp_path):
-    env = {**os.environ, "RAYSEARCH_DATA_DIR": str(data_root)}
-    command = [sys.executable, "-m", "raysearch", "tune", "--space", str(SMOKE), "--storage", str(tmp_path),
-               "--address", ray_address, "--set", "epochs=2"]
-    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    experiment = tmp_path / "smoke"
-    deadline = time.time() + 600
-    while len(list(experiment.glob("run_trial_*"))) < 2 and time.time() < deadline and driver.poll() is None:
-        time.sleep(1)  # the second trial starts only once the first has finished (one trial at a time)
-    assert driver.poll() is None and len(list(experiment.glob("run_trial_*"))) >= 2, "no trial finished in time"
-    first = next(p for p in experiment.glob("run_trial_*") if p.name.split("_")[3] == "1")  # run_trial_<id>_<n>_
-    before = [json.loads(line) for line in (first / "result.json").read_text().splitlines()]
-    driver.send_signal(signal.SIGKILL)
-    driver.wait()
-    assert not (experiment / "trials.csv").exists()
-    resumed = subprocess.run([sys.executable, "-m", "raysearch", "tune", "--resume", str(experiment),
-                              "--address", ray_address], env=env, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    trials = pd.read_csv(experiment / "trials.csv")
-    assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["status"] == "TERMINATED").all()
-    after = [json.loads(line) for line in (first / "result.json").read_text().splitlines()]
-    assert after == before  # the trial finished before the kill is kept as it was
-    best = trials.loc[trials["best_value"].idxmax(), "trial_id"]
-    assert best in (experiment / "best_config.yaml").read_text().splitlines()[0]
