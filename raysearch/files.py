@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,7 +29,14 @@ def _writing(target: Path) -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        raise RaysearchError(f"{target}: cannot write there ({err.strerror or err})") from err
+        raise RaysearchError(f"{target}: cannot write there ({_reason(err)})") from err
+
+
+def _reason(err: OSError) -> str:
+    """The system's words (``strerror``); for ``shutil.copytree``'s collected errors, the first one's."""
+    if isinstance(err, shutil.Error) and err.args and isinstance(err.args[0], list) and err.args[0]:
+        return re.sub(r"^\[Errno \d+\] (.*?)(: '.*')?$", r"\1", str(err.args[0][0][-1]))
+    return err.strerror or str(err)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

@@ -208,11 +208,13 @@ class DiskUse:
     largest_checkpoint: int
     checkpoints_per_run: dict[str, int]
 
-    def bound(self, trials: int, num_to_keep: int, other_per_trial: int, fixed: int) -> int:
+    def bound(self, trials: int, num_to_keep: int, max_failures: int, other_per_trial: int, fixed: int) -> int:
         """The documented bound: every trial keeps its best ``num_to_keep`` checkpoints plus the latest
-        (Ray Train never deletes the latest), one more copy is the global best, and logs cost at most
-        ``other_per_trial`` bytes per trial plus ``fixed`` bytes for the experiment's own files."""
-        return (trials * (num_to_keep + 1) + 1) * self.largest_checkpoint + trials * other_per_trial + fixed
+        (Ray Train never deletes the latest), plus one per worker failure survived (a checkpoint being
+        written when a worker dies is never registered, so never deleted); one more copy is the global
+        best; logs cost at most ``other_per_trial`` bytes per trial plus ``fixed`` bytes of the experiment's own."""
+        per_trial = num_to_keep + 1 + max_failures
+        return (trials * per_trial + 1) * self.largest_checkpoint + trials * other_per_trial + fixed
 
 
 def disk_use(experiment: Path) -> DiskUse:
@@ -248,12 +250,13 @@ def fill(folder: Path, leave: int) -> None:
         f.write(b"\0" * max(0, free - leave))
 
 
-def cli(*argv: str) -> tuple[int, str]:
-    """Run the CLI in-process: its exit code and what it printed on stderr."""
+def cli(*argv: str) -> tuple[int, list[str]]:
+    """Run the CLI in-process: its exit code and the lines it printed on stderr (``raysearch: ...``; the
+    rest of stderr is Ray's log, which Ray forwards to the process that started it)."""
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = main(list(argv))
-    return code, err.getvalue()
+    return code, [line for line in err.getvalue().splitlines() if line.startswith("raysearch:")]
 
 
 @dataclass(frozen=True)
@@ -261,7 +264,7 @@ class FullDisk:
     """`raysearch tune --resume` of a finished experiment whose outputs are gone, on a full disk, then freed."""
 
     exit_code: int  # on the full disk
-    error: str  # its stderr
+    errors: list[str]  # the CLI's own stderr lines
     left: list[str]  # outputs (or temp copies) present after the failed run
     resume_exit_code: int  # once the disk has room again
     resume_seconds: float
@@ -277,10 +280,10 @@ def fill_and_resume(experiment: Path, mount: Path, leave: int = 512 * 1024) -> F
         subprocess.run(["rm", "-rf", str(experiment / name)], check=True)
     fill(mount, leave)
     try:
-        code, error = cli("tune", "--resume", str(experiment))
+        code, errors = cli("tune", "--resume", str(experiment))
         left = sorted(p.name for p in experiment.iterdir() if p.name in OUTPUTS[2:] or p.name.startswith(".best_"))
     finally:
         (mount / "filler").unlink()
     started = time.perf_counter()
     resumed, _ = cli("tune", "--resume", str(experiment))
-    return FullDisk(code, error, left, resumed, time.perf_counter() - started)
+    return FullDisk(code, errors, left, resumed, time.perf_counter() - started)
