@@ -1,10 +1,11 @@
 """Reliability benchmark: faults injected for real into searches on ML-100K, counted and timed.
 
-    python benchmarks/reliability.py [--trials 16] [--epochs 4]
+    python benchmarks/reliability.py [--trials 16] [--epochs 4] [--down-seconds 20]
 
 The scenarios are the test suite's (``tests/faults.py``), on larger runs: a Train worker SIGKILLed during
-epoch 2, a config whose loss is NaN, the `raysearch tune` driver SIGKILLed and resumed, read-only and
-full storage (tmpfs mounts; needs root or CAP_SYS_ADMIN), and the bytes a ``--trials`` search leaves on
+epoch 2, a config whose loss is NaN, the `raysearch tune` driver SIGKILLed and resumed, an S3 endpoint
+(``moto_server``) cut mid-search, read-only and full storage (tmpfs mounts; needs root or
+CAP_SYS_ADMIN), and the bytes a ``--trials`` search leaves on
 disk against the documented bound. Writes ``benchmarks/results/reliability.md`` with the fuzz figures of
 ``reliability_fuzz.md`` (``benchmarks/fuzz.py``). Starts one embedded local Ray (2 logical CPUs).
 """
@@ -34,6 +35,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 HEADER = ["fault", "injected how", "trials finished before", "trials finished after", "trials lost (must be 0)",
           "recovery seconds", "outcome"]
 LOG_BYTES_PER_TRIAL, FIXED_BYTES = 256 * 1024, 256 * 1024  # the bound's allowance besides checkpoints
+BUCKET = "raysearch-reliability"
+PARAMS = ["contrastive_weight", "learning_rate", "num_layers", "temperature"]  # smoke.yaml's searched keys
 
 
 def finished(experiment: Path) -> int:
@@ -54,7 +57,7 @@ def worker_and_nan(work: Path, dataset, epochs: int) -> tuple[list[list], Path]:
               f"{kill.recovery_seconds:.1f}",
               f"reported epochs {epochs_seen}, trial {row['status']} ({row['stopped_by']})"]
     diverged = trials[trials["stopped_by"] == "diverged"]
-    best_ok = faults.best_config_matches(experiment, ["contrastive_weight", "learning_rate", "num_layers", "temperature"])
+    best_ok = faults.best_config_matches(experiment, PARAMS)
     nan = ["NaN loss", f"`temperature` searched over [0.2, {faults.DIVERGING_TEMPERATURE}]: the InfoNCE loss is NaN in "
            "epoch 1", "-", f"{len(trials) - len(diverged)} + {len(diverged)} diverged", 4 - len(trials), "-",
            f"{len(diverged)} trial(s) ERROR, stopped_by diverged, error `{diverged['error'].iloc[0][:60]}...`; "
@@ -65,12 +68,13 @@ def worker_and_nan(work: Path, dataset, epochs: int) -> tuple[list[list], Path]:
 def driver(work: Path, address: str, data: Path) -> list:
     space = faults.space_file(work, "driver", 4, 2)
     killed = faults.kill_driver_and_resume(space, work / "storage", address, data, finished_before_kill=2)
-    consistent = faults.best_config_matches(work / "storage" / "driver", ["contrastive_weight", "learning_rate",
-                                                                          "num_layers", "temperature"])
+    consistent = faults.best_config_matches(work / "storage" / "driver", PARAMS)
     return ["`raysearch tune` driver killed mid-search", "SIGKILL to the driver process while trial 3 of 4 ran; "
-            "then `raysearch tune --resume`", len(killed.finished_before), int((killed.trials["status"] == "TERMINATED").sum()),
+            "then `raysearch tune --resume`", len(killed.finished_before),
+            int((killed.trials["status"] == "TERMINATED").sum()),
             killed.lost, f"{killed.resume_seconds:.1f} (the whole resume)",
-            f"{killed.duplicated} duplicated, {killed.trial_folders} trial folders, {killed.study_trials} Optuna trials, "
+            f"{killed.duplicated} duplicated, {killed.trial_folders} trial folders, {killed.study_trials} Optuna "
+            "trials, "
             f"best_config.yaml matches trials.csv: {consistent}"]
 
 
@@ -83,6 +87,22 @@ def read_only(work: Path) -> list:
         left = (target / "readonly").exists()
     return ["read-only storage", "`--storage` on a read-only tmpfs", 0, 0, 0, f"{seconds:.1f} (to the error)",
             f"exit {code}, `{' / '.join(errors)}`; experiment folder left: {left}"]
+
+
+def s3_outage(work: Path, address: str, data: Path, client, url: str, down_seconds: float,
+              max_attempts: int | None) -> list:
+    """A 3-trial search on S3 whose endpoint resets connections for ``down_seconds`` mid-trial, then resumed."""
+    space = faults.space_file(work, f"outage{max_attempts or ''}", 3, 2)
+    endpoint = faults.Endpoint(int(url.rsplit(":", 1)[1]), faults.free_port())
+    out = faults.search_through_outage(space, BUCKET, client, endpoint, address, data, down_seconds, max_attempts)
+    after = int((out.trials["status"] == "TERMINATED").sum()) if out.trials is not None else 0
+    retries = f"`RAYSEARCH_S3_MAX_ATTEMPTS={max_attempts}`" if max_attempts else "default retries (10 attempts)"
+    return [f"S3 endpoint gone mid-search, {retries}", f"the endpoint (a forwarder in front of `moto_server`) "
+            f"resets every connection for {down_seconds:.0f} s once trial 1 stored a checkpoint ({out.dropped} "
+            "reset), then returns; then `raysearch tune --resume`", out.finished_before, after, 3 - after,
+            f"{out.resume_seconds:.1f} (the resume)",
+            f"search exit {out.exit_code}{', `' + ' / '.join(out.errors)[:200] + '`' if out.errors else ''}; "
+            f"resume exit {out.resume_exit_code}"]
 
 
 def full_disk(experiment: Path, mount: Path, trials_before: int) -> list:
@@ -108,12 +128,14 @@ def disk_bound(work: Path, dataset, trials: int, epochs: int) -> tuple[str, list
             f"{mib(use.checkpoints)} in `train_runs/` (at most {max(use.checkpoints_per_run.values())} per trial, "
             f"{sum(use.checkpoints_per_run.values())} in all) and {mib(use.best_checkpoint)} in `best_checkpoint/`; "
             f"one checkpoint is at most {mib(use.largest_checkpoint)}.\n\nDocumented bound: bytes <= "
-            f"(trials x (num_to_keep + 1 + max_failures) + 1) x checkpoint + trials x 256 KiB + 256 KiB = ({trials} x "
-            f"{keep + 1 + failures} + 1) x {mib(use.largest_checkpoint)} + {trials} x 256 KiB + 256 KiB = "
+            f"(trials x (num_to_keep + 2 + max_failures) + 1) x checkpoint + trials x 256 KiB + 256 KiB = ({trials} x "
+            f"{keep + 2 + failures} + 1) x {mib(use.largest_checkpoint)} + {trials} x 256 KiB + 256 KiB = "
             f"**{mib(bound)}**: each trial's Ray Train run keeps its `num_to_keep` best checkpoints plus the latest "
-            f"(Ray never deletes the latest, the one a restart resumes from), plus at most one per worker failure "
-            f"(a checkpoint being written when a worker is killed is never registered, so never deleted: seen in "
-            f"`tests/test_faults.py`), `best_checkpoint/` is one more copy, and the logs (result.json, progress.csv, "
+            f"(Ray never deletes the latest, the one a restart resumes from), plus one Ray may leave when the run "
+            f"ends or is stopped (seen without any failure: {max(use.checkpoints_per_run.values())} in one run with "
+            f"`num_to_keep: {keep}`), plus at most one per worker failure (a checkpoint being written when a worker "
+            f"is killed is never registered, so never deleted: seen in `tests/test_faults.py`), `best_checkpoint/` "
+            f"is one more copy, and the logs (result.json, progress.csv, "
             f"TensorBoard events, Tune and Train state) stay under 256 KiB per trial at these epochs. "
             f"Measured / bound = {use.total / bound:.2f}.")
     return text, [f"{trials}-trial search", mib(use.total), mib(bound)]
@@ -132,17 +154,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=16, help="trials of the disk-bound search")
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--down-seconds", type=float, default=20, help="length of the S3 outage")
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "120")
     root = data_root(args.data_dir)
     dataset = load_dataset("ml-100k", dataset_dir("ml-100k", root))
+    os.environ.update(AWS_ACCESS_KEY_ID="reliability", AWS_SECRET_ACCESS_KEY="reliability",
+                      AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")  # for the S3 case
     init_ray(None, 2)
     import ray
 
     address = ray.get_runtime_context().gcs_address
     rows = []
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, faults.s3_server(BUCKET) as (url, client):
         work = Path(folder)
         (work / "faulty").mkdir()
         with faults.tmpfs(work / "faulty" / "storage", "512m") as mount:
@@ -154,6 +179,10 @@ def main() -> None:
         (work / "driver").mkdir()
         rows.append(driver(work / "driver", address, root))
         print(rows[-1], flush=True)
+        for attempts in (None, 2):
+            (work / f"outage{attempts}").mkdir()
+            rows.append(s3_outage(work / f"outage{attempts}", address, root, client, url, args.down_seconds, attempts))
+            print(rows[-1], flush=True)
         (work / "readonly").mkdir()
         rows.append(read_only(work / "readonly"))
         print(rows[-1], flush=True)
@@ -169,7 +198,7 @@ def main() -> None:
         f"`tests/test_faults.py`), one embedded local Ray with 2 logical CPUs on {os.cpu_count()} cores; trials run "
         f"one at a time with 2 DDP workers of 0.5 CPU each (`search_spaces/smoke.yaml`). Recovery seconds: from the "
         f"kill to the trial's next reported epoch (worker), the wall time of `raysearch tune --resume` (driver, "
-        f"full disk), or to the error (read-only).\n\n"
+        f"full disk, S3 outage), or to the error (read-only).\n\n"
         + markdown_table(HEADER, rows) + f"\n\nTrials lost in all: **{lost}**.\n\n"
         "A diverged trial is recorded, not retried to success: Ray Train retries every worker error up to "
         "`max_failures` times (it has no per-exception policy), so the trial re-runs once from its last checkpoint, "

@@ -9,22 +9,42 @@ object store a single PUT per object. Credentials never pass through here: pyarr
 ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (or a profile, or an instance role) itself, so a
 pickled filesystem (sent to Ray workers, saved in Tune's experiment state) carries none. An S3
 endpoint (MinIO, Ceph, moto) comes from ``--storage-endpoint`` or ``AWS_ENDPOINT_URL(_S3)``.
+
+An S3 endpoint that goes away for a while is ridden out: every request is retried
+``RAYSEARCH_S3_MAX_ATTEMPTS`` times (default 10, about 90 s of backoff) by every process, Ray's workers
+included (the retry policy travels with the pickled filesystem). A failure beyond that raises one
+:class:`RaysearchError` naming the location.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copyreg
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
 from raysearch.errors import RaysearchError
 from raysearch.files import atomic_copy_dir, atomic_write_text
+
+S3_MAX_ATTEMPTS = "RAYSEARCH_S3_MAX_ATTEMPTS"
+
+
+@contextlib.contextmanager
+def remote_errors(location: "Location") -> Iterator[None]:
+    """An object-store failure (endpoint unreachable after the retries, access denied) becomes one
+    :class:`RaysearchError` naming the location; local errors pass through unchanged."""
+    try:
+        yield
+    except OSError as err:
+        if location.is_local:
+            raise
+        raise RaysearchError(f"{location}: storage request failed ({str(err).splitlines()[0]})") from err
 
 
 @dataclass(frozen=True)
@@ -54,7 +74,8 @@ class Location:
         return f"{self.scheme}://{self.path}" if self.scheme else self.path
 
     def _type(self) -> pafs.FileType:
-        return self.fs.get_file_info(self.path).type
+        with remote_errors(self):
+            return self.fs.get_file_info(self.path).type
 
     def exists(self) -> bool:
         return self._type() != pafs.FileType.NotFound
@@ -66,7 +87,7 @@ class Location:
         return self._type() == pafs.FileType.Directory
 
     def read_text(self) -> str:
-        with self.fs.open_input_stream(self.path) as stream:
+        with remote_errors(self), self.fs.open_input_stream(self.path) as stream:
             return stream.read().decode()
 
     def write_text(self, text: str) -> None:
@@ -74,12 +95,13 @@ class Location:
         if self.is_local:
             atomic_write_text(Path(self.path), text)
             return
-        with self.fs.open_output_stream(self.path) as stream:
+        with remote_errors(self), self.fs.open_output_stream(self.path) as stream:
             stream.write(text.encode())
 
     def list_files(self) -> list[str]:
         """Every file below this folder, as paths relative to it."""
-        infos = self.fs.get_file_info(pafs.FileSelector(self.path, recursive=True, allow_not_found=True))
+        with remote_errors(self):
+            infos = self.fs.get_file_info(pafs.FileSelector(self.path, recursive=True, allow_not_found=True))
         root = self.path.rstrip("/") + "/"
         return sorted(i.path.removeprefix(root) for i in infos if i.type == pafs.FileType.File)
 
@@ -111,17 +133,45 @@ def resolve(target: str | os.PathLike | Location, endpoint: str | None = None) -
 def _s3(endpoint: str | None) -> pafs.S3FileSystem:
     """S3 client: credentials from the AWS environment; a custom endpoint keeps its http/https scheme."""
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if not endpoint:
-        return pafs.S3FileSystem(region=region) if region else pafs.S3FileSystem()
-    parsed = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
-    return pafs.S3FileSystem(endpoint_override=parsed.netloc, scheme=parsed.scheme, region=region or "us-east-1")
+    options: dict[str, Any] = {"retry_strategy": _retries(_max_attempts())}
+    if region or endpoint:
+        options["region"] = region or "us-east-1"
+    if endpoint:
+        parsed = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
+        options.update(endpoint_override=parsed.netloc, scheme=parsed.scheme)
+    return pafs.S3FileSystem(**options)
+
+
+def _max_attempts() -> int:
+    text = os.environ.get(S3_MAX_ATTEMPTS, "10")
+    if not text.isdigit() or int(text) < 1:
+        raise RaysearchError(f"{S3_MAX_ATTEMPTS}={text!r}: expected a whole number of attempts >= 1")
+    return int(text)
+
+
+def _retries(max_attempts: int) -> pafs.S3RetryStrategy:
+    return pafs.AwsStandardS3RetryStrategy(max_attempts=max_attempts)
+
+
+def _rebuild_s3(options: dict[str, Any], max_attempts: int) -> pafs.S3FileSystem:
+    return pafs.S3FileSystem(**options, retry_strategy=_retries(max_attempts))
+
+
+def _reduce_s3(fs: pafs.S3FileSystem) -> tuple[Callable[..., pafs.S3FileSystem], tuple[dict[str, Any], int]]:
+    """pyarrow drops the retry strategy when it pickles an S3 filesystem; keep ours (set when pickled)."""
+    _, (options,) = fs.__reduce__()
+    return _rebuild_s3, (options, _max_attempts())
+
+
+copyreg.pickle(pafs.S3FileSystem, _reduce_s3)
 
 
 def copy_dir(source: Location, target: Location) -> None:
     """Copy a folder. A local ``target`` is replaced atomically; in a bucket every object is written
     whole (a crash can leave some files of a multi-file folder, never a partial file)."""
     if not target.is_local:
-        pafs.copy_files(source.path, target.path, source_filesystem=source.fs, destination_filesystem=target.fs)
+        with remote_errors(target):
+            pafs.copy_files(source.path, target.path, source_filesystem=source.fs, destination_filesystem=target.fs)
         return
     with local_dir(source) as folder:
         atomic_copy_dir(folder, Path(target.path))
@@ -134,7 +184,7 @@ def local_dir(source: Location) -> Iterator[Path]:
         yield Path(source.path)
         return
     with tempfile.TemporaryDirectory() as folder:
-        pafs.copy_files(source.path, folder, source_filesystem=source.fs, destination_filesystem=pafs.LocalFileSystem())
+        _download(source, folder)
         yield Path(folder)
 
 
@@ -146,5 +196,10 @@ def local_file(source: Location) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / source.name
-        pafs.copy_files(source.path, str(path), source_filesystem=source.fs, destination_filesystem=pafs.LocalFileSystem())
+        _download(source, str(path))
         yield path
+
+
+def _download(source: Location, target: str) -> None:
+    with remote_errors(source):
+        pafs.copy_files(source.path, target, source_filesystem=source.fs, destination_filesystem=pafs.LocalFileSystem())

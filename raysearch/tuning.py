@@ -121,7 +121,11 @@ def search(space: SearchSpace, dataset: Dataset, storage: str | os.PathLike | Lo
             ),
             run_config=tune.RunConfig(name=name, storage_path=storage.path, storage_filesystem=filesystem),
         )
-    results = tuner.fit()
+    try:
+        results = tuner.fit()
+    except RaysearchError as err:  # storage unreachable beyond the retries (see raysearch.storage)
+        raise RaysearchError(f"{err}; the search stopped and keeps its finished trials: run `raysearch tune "
+                             f"--resume {experiment}` once the storage is reachable") from err
     write_outputs(space, results, experiment)
     return experiment
 
@@ -149,7 +153,7 @@ def trials_table(space: SearchSpace, results: tune.ResultGrid) -> pd.DataFrame:
             "best_value": best_value if isinstance(best_value, float) and math.isfinite(best_value) else math.nan,
             "error": (str(failure).splitlines() or [type(failure).__name__])[0] if failure is not None else "",
             "worker_nodes": metrics.get("worker_nodes", ""),
-            **{f"param_{p.key}": result.config.get(p.key) for p in space.params},
+            **{f"param_{p.key}": (result.config or {}).get(p.key) for p in space.params},  # None: never started
             **{f"final_{k}": v for k, v in metrics.items() if k.startswith("valid_")},
             "path": result.path,
         })

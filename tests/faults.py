@@ -9,12 +9,14 @@ scenarios, measures them and writes ``benchmarks/results/reliability.md``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -70,7 +72,8 @@ def trial_dirs(experiment: Path) -> list[Path]:
 
 def train_workers() -> list[int]:
     """PIDs of this machine's Ray Train worker processes (Ray titles them ``ray::RayTrainWorker...``)."""
-    return [p.pid for p in psutil.process_iter(["cmdline"]) if " ".join(p.info["cmdline"] or []).startswith("ray::RayTrainWorker")]
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if " ".join(p.info["cmdline"] or []).startswith("ray::RayTrainWorker")]
 
 
 @dataclass
@@ -210,10 +213,11 @@ class DiskUse:
 
     def bound(self, trials: int, num_to_keep: int, max_failures: int, other_per_trial: int, fixed: int) -> int:
         """The documented bound: every trial keeps its best ``num_to_keep`` checkpoints plus the latest
-        (Ray Train never deletes the latest), plus one per worker failure survived (a checkpoint being
-        written when a worker dies is never registered, so never deleted); one more copy is the global
-        best; logs cost at most ``other_per_trial`` bytes per trial plus ``fixed`` bytes of the experiment's own."""
-        per_trial = num_to_keep + 1 + max_failures
+        (Ray Train never deletes the latest), plus one Ray may leave when the run ends or is stopped (seen
+        without any failure), plus one per worker failure survived (a checkpoint being written when a worker
+        dies is never registered, so never deleted); one more copy is the global best; logs cost at most
+        ``other_per_trial`` bytes per trial plus ``fixed`` bytes of the experiment's own."""
+        per_trial = num_to_keep + 2 + max_failures
         return (trials * per_trial + 1) * self.largest_checkpoint + trials * other_per_trial + fixed
 
 
@@ -287,3 +291,144 @@ def fill_and_resume(experiment: Path, mount: Path, leave: int = 512 * 1024) -> F
     started = time.perf_counter()
     resumed, _ = cli("tune", "--resume", str(experiment))
     return FullDisk(code, errors, left, resumed, time.perf_counter() - started)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def s3_server(bucket: str) -> Iterator[tuple[str, Any]]:
+    """`moto_server` (a real S3-compatible server) on a free local port with one bucket: its URL and a boto3
+    client. The AWS credentials must already be in the environment (the server accepts any)."""
+    import boto3
+
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=url)
+    deadline = time.time() + 30
+    try:
+        while True:
+            try:
+                client.create_bucket(Bucket=bucket)
+                break
+            except Exception:  # the server is still starting
+                if time.time() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        yield url, client
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+class Endpoint:
+    """A TCP forwarder in front of an S3 server. While ``down()``, every connection it accepts is reset at once
+    (as an endpoint that is gone or restarting answers) and counted in ``dropped``; open ones are cut too.
+    Runs its own event loop thread."""
+
+    def __init__(self, target_port: int, port: int) -> None:
+        self.target_port, self.port = target_port, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.is_down, self.dropped = False, 0
+        self._open: set[asyncio.StreamWriter] = set()
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._forward, "127.0.0.1", port, reuse_address=True), self._loop).result()
+
+    def down(self) -> None:
+        self._loop.call_soon_threadsafe(self._cut)
+
+    def up(self) -> None:
+        self.is_down = False
+
+    def _cut(self) -> None:
+        self.is_down = True
+        for writer in list(self._open):
+            writer.transport.abort()
+
+    async def _forward(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
+        if self.is_down:
+            self.dropped += 1
+            client_out.transport.abort()
+            return
+        server_in, server_out = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._open |= {client_out, server_out}
+        await asyncio.gather(_pipe(client_in, server_out), _pipe(server_in, client_out), return_exceptions=True)
+        self._open -= {client_out, server_out}
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    finally:
+        sink.close()
+
+
+@dataclass
+class S3Outage:
+    """A search whose S3 endpoint went away for ``down_seconds`` mid-search, then `raysearch tune --resume`."""
+
+    exit_code: int  # the search's, through the outage
+    errors: list[str]  # its own stderr lines (``raysearch: ...``)
+    log: str  # the end of its stderr
+    finished_before: int  # trials TERMINATED in trials.csv after the first run (0 if it wrote none)
+    down_seconds: float
+    dropped: int  # connections the endpoint reset while down
+    trials: pd.DataFrame  # trials.csv after the resume
+    resume_exit_code: int
+    resume_seconds: float
+    resume_log: str  # the end of the resume's stderr
+
+
+def _objects(client: Any, bucket: str, prefix: str) -> list[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def _trials_csv(client: Any, bucket: str, prefix: str) -> pd.DataFrame | None:
+    if not _objects(client, bucket, prefix + "trials.csv"):
+        return None
+    return pd.read_csv(client.get_object(Bucket=bucket, Key=prefix + "trials.csv")["Body"])
+
+
+def search_through_outage(space: Path, bucket: str, client: Any, endpoint: Endpoint, address: str, data_root: Path,
+                          down_seconds: float, max_attempts: int | None = None) -> S3Outage:
+    """Run `raysearch tune --storage s3://<bucket>/outage` through ``endpoint``; take the endpoint down for
+    ``down_seconds`` once the first trial has stored a checkpoint (``client`` talks to the server directly,
+    around the endpoint), bring it back, let the search end, then `raysearch tune --resume` it. ``max_attempts``
+    sets the search's ``RAYSEARCH_S3_MAX_ATTEMPTS`` (Ray's workers too: the policy travels with the filesystem)."""
+    env = {**os.environ, "RAYSEARCH_DATA_DIR": str(data_root), "AWS_ENDPOINT_URL": endpoint.url}
+    if max_attempts is not None:
+        env["RAYSEARCH_S3_MAX_ATTEMPTS"] = str(max_attempts)
+    prefix = "outage/" + yaml.safe_load(space.read_text())["experiment"]["name"] + "/"
+    experiment = f"s3://{bucket}/{prefix}"
+    driver = subprocess.Popen(tune_command("--space", str(space), "--storage", f"s3://{bucket}/outage",
+                                           "--address", address),
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 900
+    while driver.poll() is None and time.time() < deadline and not any(
+            key.endswith("/checkpoint.pt") for key in _objects(client, bucket, prefix + "train_runs/")):
+        time.sleep(0.2)
+    endpoint.down()
+    time.sleep(down_seconds)
+    endpoint.up()
+    _, stderr = driver.communicate(timeout=900)
+    before = _trials_csv(client, bucket, prefix)
+    env.pop("RAYSEARCH_S3_MAX_ATTEMPTS", None)
+    started = time.perf_counter()
+    resumed = subprocess.run(tune_command("--resume", experiment, "--address", address), env=env,
+                             capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - started
+    return S3Outage(driver.returncode, [line for line in stderr.splitlines() if line.startswith("raysearch:")],
+                    stderr[-5000:],
+                    0 if before is None else int((before["status"] == "TERMINATED").sum()), down_seconds,
+                    endpoint.dropped,
+                    _trials_csv(client, bucket, prefix), resumed.returncode, seconds, resumed.stderr[-3000:])

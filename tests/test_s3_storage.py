@@ -4,13 +4,11 @@ The module starts its own Ray after setting the AWS credentials, as a user's she
 would: Ray's workers read them from the environment Ray started in (they are never written anywhere).
 """
 
+import copyreg
 import io
 import os
+import pickle
 import secrets
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -25,6 +23,8 @@ from raysearch.config import TrainConfig
 from raysearch.errors import RaysearchError
 from raysearch.storage import resolve
 
+from faults import Endpoint, free_port, s3_server, search_through_outage, space_file
+
 pytestmark = pytest.mark.own_ray
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
@@ -32,39 +32,17 @@ BUCKET = "raysearch-test"
 SECRET = f"secret-{secrets.token_hex(12)}"  # the moto server accepts any key; the test checks it leaks nowhere
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def endpoint():
     """`moto_server` on a free local port, with the AWS credentials in the environment and one bucket."""
-    port = free_port()
-    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ACCESS_KEY_ID", "raysearch-test-key")
         env.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")
         env.setenv("AWS_EC2_METADATA_DISABLED", "true")
         env.delenv("AWS_ENDPOINT_URL", raising=False)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 30
-        while True:
-            try:
-                boto3.client("s3", endpoint_url=url).create_bucket(Bucket=BUCKET)
-                break
-            except Exception:  # the server is still starting
-                if time.time() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.2)
-        try:
+        with s3_server(BUCKET) as (url, _):
             yield url
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +152,35 @@ def test_resume_from_the_bucket_rewrites_the_outputs_and_keeps_the_study(experim
 def test_credentials_in_the_uri_are_refused():
     with pytest.raises(RaysearchError, match="do not put credentials"):
         resolve("s3://key:secret@bucket/prefix")
+
+
+def test_endpoint_going_away_mid_search_is_ridden_out(local_ray, endpoint, bucket, data_root, tmp_path):
+    """The S3 endpoint resets every connection for 20 s while the first trial runs (a forwarder in front of
+    the server, which keeps its objects), then comes back: the retries carry the search through."""
+    import ray
+
+    proxy = Endpoint(int(endpoint.rsplit(":", 1)[1]), free_port())
+    space = space_file(tmp_path, "outage", 3, 2)
+    outage = search_through_outage(space, BUCKET, bucket, proxy, ray.get_runtime_context().gcs_address, data_root, 20)
+    assert outage.dropped >= 1  # requests did meet the outage
+    assert outage.exit_code == 0 and outage.errors == [], outage.log
+    assert outage.finished_before == 3
+    assert outage.resume_exit_code == 0, outage.resume_log
+    assert len(outage.trials) == 3 and (outage.trials["status"] == "TERMINATED").all()
+
+
+def test_an_unreachable_endpoint_is_one_clear_error_after_the_retries(monkeypatch):
+    monkeypatch.setenv("RAYSEARCH_S3_MAX_ATTEMPTS", "2")
+    target = resolve(f"s3://{BUCKET}/gone/best_config.yaml", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(RaysearchError, match=r"^s3://raysearch-test/gone/best_config.yaml: storage request failed \("):
+        target.write_text("lr: 0.01\n")
+
+
+def test_the_retry_policy_travels_with_the_pickled_filesystem(monkeypatch):
+    monkeypatch.setenv("RAYSEARCH_S3_MAX_ATTEMPTS", "7")
+    fs = pickle.loads(pickle.dumps(resolve(f"s3://{BUCKET}/x", "http://127.0.0.1:9").fs))
+    assert fs.__reduce__()[1][0]["endpoint_override"] == "127.0.0.1:9"
+    assert copyreg.dispatch_table[type(fs)](fs)[1][1] == 7
+    monkeypatch.setenv("RAYSEARCH_S3_MAX_ATTEMPTS", "0")
+    with pytest.raises(RaysearchError, match="RAYSEARCH_S3_MAX_ATTEMPTS='0'"):
+        resolve(f"s3://{BUCKET}/x")
