@@ -205,6 +205,11 @@ def main() -> None:
         "diverges again at the same epoch (the run is seeded) and ends ERROR with `stopped_by = diverged` and the "
         "`TrainingDiverged` message in `error`; the loss is checked before the epoch is reported, so no NaN reaches "
         "result.json, TensorBoard or the HParams, and the best trial is chosen among finished trials only.\n\n"
+        "The S3 rows cut the endpoint for real (connections reset while it is down, counted in the row): with the "
+        "default 10 attempts every request rides the outage out; with 2 attempts the failed requests were absorbed "
+        "by Ray's own failure handling and that search completed as well. Where an outage outlasts both, the search "
+        "stops with `raysearch: error: s3://...: storage request failed (...)` and the `raysearch tune --resume` "
+        "command to run once the store is back.\n\n"
         f"## Disk bound\n\n{disk_text}\n\n## Fuzzing\n\n{fuzz_summary()}\n")
     print(f"wrote {RESULTS / 'reliability.md'}")
 

@@ -23,7 +23,7 @@ from raysearch.reporting import LocalReporter, markdown_table, metrics_table
 from raysearch.search_space import SPACE_FILE, load_space
 from raysearch.split_files import COLD_KEYS, SPLIT_FILE, split_file_settings, split_for, write_split
 from raysearch.splits import make_split
-from raysearch.storage import local_file, resolve
+from raysearch.storage import local_copy, resolve
 from raysearch.training import fit
 
 
@@ -146,7 +146,7 @@ def _tune(args: argparse.Namespace) -> int:
         experiment = resolve(args.resume, args.storage_endpoint)
         if not (experiment / SPACE_FILE).is_file():
             raise RaysearchError(f"{experiment}: not a raysearch experiment folder (no {SPACE_FILE}) to resume")
-        with local_file(experiment / SPACE_FILE) as path:
+        with local_copy(experiment / SPACE_FILE) as path:
             space = load_space(path)
         storage, name = experiment.parent, experiment.name
     elif args.space:

@@ -20,7 +20,7 @@ from raysearch.config import TrainConfig
 from raysearch.data import user_attribute_tokens
 from raysearch.errors import ConfigError, DataError
 from raysearch.graph import bipartite_adjacency
-from raysearch.storage import Location, copy_dir, local_file, resolve
+from raysearch.storage import Location, copy_dir, local_copy, resolve
 from raysearch.training import ModelInputs
 
 MODEL_FILE = "model.pt"
@@ -37,7 +37,7 @@ def export_model(experiment: str | os.PathLike | Location, out: str | os.PathLik
         raise DataError(f"{experiment}: no best_checkpoint/{CHECKPOINT_FILE}; is this a finished raysearch experiment?")
     if out.list_files():
         raise DataError(f"{out}: output folder already holds files; choose another --out")
-    with local_file(source) as path:
+    with local_copy(source) as path:
         checkpoint = {**load_checkpoint(path), "optimizer": None}
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
@@ -118,7 +118,7 @@ def load_model(path: str | os.PathLike | Location, endpoint: str | None = None) 
         raise DataError(f"{location}: no {MODEL_FILE}; expected a folder written by `raysearch export`")
     if not file.is_file():
         raise DataError(f"{file}: checkpoint file not found")
-    with local_file(file) as local:
+    with local_copy(file) as local:
         checkpoint = load_checkpoint(local)
     try:
         return Recommender(checkpoint)

@@ -173,33 +173,19 @@ def copy_dir(source: Location, target: Location) -> None:
         with remote_errors(target):
             pafs.copy_files(source.path, target.path, source_filesystem=source.fs, destination_filesystem=target.fs)
         return
-    with local_dir(source) as folder:
+    with local_copy(source) as folder:
         atomic_copy_dir(folder, Path(target.path))
 
 
 @contextlib.contextmanager
-def local_dir(source: Location) -> Iterator[Path]:
-    """The folder on local disk: itself, or a temporary download of it."""
-    if source.is_local:
-        yield Path(source.path)
-        return
-    with tempfile.TemporaryDirectory() as folder:
-        _download(source, folder)
-        yield Path(folder)
-
-
-@contextlib.contextmanager
-def local_file(source: Location) -> Iterator[Path]:
-    """The file on local disk: itself, or a temporary download of it (same file name)."""
+def local_copy(source: Location) -> Iterator[Path]:
+    """The file or folder on local disk: itself, or a temporary download of it (under the same name)."""
     if source.is_local:
         yield Path(source.path)
         return
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / source.name
-        _download(source, str(path))
+        with remote_errors(source):
+            pafs.copy_files(source.path, str(path), source_filesystem=source.fs,
+                            destination_filesystem=pafs.LocalFileSystem())
         yield path
-
-
-def _download(source: Location, target: str) -> None:
-    with remote_errors(source):
-        pafs.copy_files(source.path, target, source_filesystem=source.fs, destination_filesystem=pafs.LocalFileSystem())

@@ -70,6 +70,14 @@ def trial_dirs(experiment: Path) -> list[Path]:
     return sorted(experiment.glob("run_trial_*"), key=lambda p: int(p.name.split("_")[3]))
 
 
+def staging(experiment_name: str) -> Path:
+    """Where the Tune driver writes trials' result.json as it goes (Ray syncs that folder to the storage only
+    now and then): ``<Ray session>/artifacts/<run>/<experiment>/driver_artifacts`` of the newest run."""
+    runs = sorted(Path("/tmp/ray/session_latest/artifacts").glob(f"*/{experiment_name}/driver_artifacts"),
+                  key=lambda p: p.stat().st_mtime)
+    return runs[-1] if runs else Path("/nonexistent")
+
+
 def train_workers() -> list[int]:
     """PIDs of this machine's Ray Train worker processes (Ray titles them ``ray::RayTrainWorker...``)."""
     return [p.pid for p in psutil.process_iter(["cmdline"])
@@ -90,31 +98,32 @@ class WorkerKill:
 
 class WorkerKiller(threading.Thread):
     """SIGKILLs one Ray Train worker process of the search's first trial once it has reported epoch
-    ``after_epoch`` (or a later one; it is polled), so it dies during a later epoch; then waits for that
-    trial's next report. The first trial is never stopped by ASHA: it is the first at every rung."""
+    ``after_epoch`` (or a later one before its last; it is polled), so it dies during a later epoch; then
+    waits for that trial's next report. The first trial is never stopped by ASHA: it is the first at every
+    rung. Reports are read where the Tune driver writes them (:func:`staging`)."""
 
-    def __init__(self, experiment: Path, after_epoch: int, timeout: float = 900) -> None:
+    def __init__(self, experiment: Path, after_epoch: int, last_epoch: int, timeout: float = 900) -> None:
         super().__init__(daemon=True)
-        self.experiment, self.after_epoch, self.timeout = experiment, after_epoch, timeout
+        self.experiment, self.after_epoch, self.last_epoch, self.timeout = experiment, after_epoch, last_epoch, timeout
         self.kill = WorkerKill()
         self.done = threading.Event()
 
     def run(self) -> None:
         deadline = time.time() + self.timeout
         while not self.done.is_set() and time.time() < deadline:
-            trials = trial_dirs(self.experiment)
+            trials = trial_dirs(staging(self.experiment.name))
             reported = [line["epoch"] for line in result_lines(trials[0] / "result.json")] if trials else []
             workers = train_workers()
-            if reported and reported[-1] >= self.after_epoch and workers:
+            if reported and self.after_epoch <= reported[-1] < self.last_epoch and workers:
                 self._kill(trials[0], reported[-1], len(reported), min(workers), deadline)
                 return
             time.sleep(0.05)
 
-    def _kill(self, trial: Path, epoch: int, reports: int, pid: int, deadline: float) -> None:
-        self.kill = WorkerKill(trial, pid, epoch, time.time())
+    def _kill(self, staged: Path, epoch: int, reports: int, pid: int, deadline: float) -> None:
+        self.kill = WorkerKill(self.experiment / staged.name, pid, epoch, time.time())
         os.kill(self.kill.pid, signal.SIGKILL)
         while time.time() < deadline and not self.done.is_set():
-            if len(result_lines(trial / "result.json")) > reports:
+            if len(result_lines(staged / "result.json")) > reports:
                 self.kill.recovery_seconds = time.time() - self.kill.killed_at
                 return
             time.sleep(0.1)
@@ -122,8 +131,9 @@ class WorkerKiller(threading.Thread):
 
 def search_with_worker_kill(space: Path, dataset: Dataset, storage: Path, after_epoch: int) -> tuple[Path, WorkerKill]:
     """Run the search in-process while a :class:`WorkerKiller` SIGKILLs one Train worker once."""
-    name = yaml.safe_load(space.read_text())["experiment"]["name"]
-    killer = WorkerKiller(storage / name, after_epoch)
+    document = yaml.safe_load(space.read_text())
+    name = document["experiment"]["name"]
+    killer = WorkerKiller(storage / name, after_epoch, document["config"]["epochs"])
     killer.start()
     try:
         experiment = Path(search(load_space(space), dataset, storage, name).path)
