@@ -17,7 +17,7 @@ from raysearch.comparison import MODEL_DEFAULTS
 from raysearch.config import DATASETS, MODEL_PINS, PROTOCOLS, TrainConfig
 from raysearch.data import load_dataset
 from raysearch.datafiles import dataset_dir, data_root
-from raysearch.errors import RaysearchError
+from raysearch.errors import ConfigError, RaysearchError
 from raysearch.export import export_model, load_model
 from raysearch.reporting import LocalReporter, markdown_table, metrics_table
 from raysearch.search_space import SPACE_FILE, load_space
@@ -112,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-ablations", action="store_true", help="skip the full model's ablations")
     compare.add_argument("--lr-split", default="warm", help="protocol of the learning-rate sweep ('none' skips it)")
     compare.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                         help="config key for every run (repeatable; not for models that fix it), e.g. epochs=30")
+                         help="config key for every run (repeatable; not for models that fix it), e.g. epochs=30; "
+                         "MODEL.KEY=VALUE sets it for one model only, e.g. autorec.epochs=100")
     compare.add_argument("--split-file", type=Path, metavar="FILE", help="every run on this JSON split (its "
                          "protocol replaces --splits; seeds then vary only the training)")
     compare.add_argument("--out", type=Path, required=True, help="report folder; runs already in its "
@@ -234,6 +235,24 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_overrides(model: str, overrides: list[str]) -> list[str]:
+    """The ``--set`` items for ``model``: plain ``KEY=VALUE`` items (except keys the model fixes) and
+    ``MODEL.KEY=VALUE`` items naming it, without the prefix."""
+    chosen = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        scope, dot, name = key.strip().rpartition(".")
+        if dot and scope not in MODEL_DEFAULTS:
+            raise ConfigError(f"--set: value {item!r}: unknown model {scope!r} before the dot; expected one of "
+                              f"{', '.join(MODEL_DEFAULTS)}")
+        if dot and name in MODEL_PINS.get(scope, {}):
+            raise ConfigError(f"--set: value {item!r}: {scope} fixes {name}={MODEL_PINS[scope][name]!r} (that is what "
+                              f"makes it {scope}); use fusion_gcn.{name}=... to vary the full model")
+        if scope == model or (not dot and name not in MODEL_PINS.get(model, {})):
+            chosen.append(f"{name}={value}")
+    return chosen
+
+
 def _compare(args: argparse.Namespace) -> int:
     from raysearch import comparison
     from raysearch.comparison_report import write_report
@@ -245,8 +264,7 @@ def _compare(args: argparse.Namespace) -> int:
         if split not in PROTOCOLS:
             raise RaysearchError(f"--splits: unknown protocol {split!r}; expected some of {', '.join(PROTOCOLS)}")
     settings = [f"{k}={v}" for k, v in from_file.items() if k != "split"]
-    configs = {name: config.with_overrides(settings + [o for o in args.overrides  # keys a baseline fixes stay fixed
-                                                        if o.partition("=")[0].strip() not in MODEL_PINS.get(name, {})])
+    configs = {name: config.with_overrides(settings + model_overrides(name, args.overrides))
                for name, config in comparison.model_configs(from_file.get("dataset", args.dataset), models,
                                                             args.config_from).items()}
     jobs = comparison.plan(configs, splits, args.seeds, not args.no_ablations,
@@ -258,9 +276,12 @@ def _compare(args: argparse.Namespace) -> int:
         raise RaysearchError(f"{args.out / comparison.RUNS_FILE}: no finished run of this comparison to report")
     weights = comparison.read_table(args.out / comparison.WEIGHTS_FILE)
     minutes = (time.perf_counter() - started) / 60
+    invocations = comparison.read_table(args.out / comparison.INVOCATIONS_FILE)
+    wall = (f"; {len(invocations)} recorded invocation(s) ran its jobs in {invocations['minutes'].sum():.1f} min "
+            f"of wall time in all ({comparison.INVOCATIONS_FILE})" if len(invocations) else "")
     header = (f"# Comparison: {from_file.get('dataset', args.dataset)}, {', '.join(splits)}, {args.seeds} seed(s)\n\n"
               f"Command: `raysearch compare {' '.join(sys.argv[2:])}`; this invocation ran for {minutes:.1f} min "
-              f"(runs already in comparison.csv were kept), {args.workers} runs at a time with {args.threads} torch "
+              f"(runs already in comparison.csv were kept){wall}; {args.workers} runs at a time with {args.threads} torch "
               f"thread(s) each, on {os.cpu_count()} cores, torch {torch.__version__}. "
               f"{'**Partial report**: ' if len(runs) < len(jobs) else ''}{len(runs)} of {len(jobs)} planned runs "
               f"finished. Every model is scored by the same "

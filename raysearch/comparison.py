@@ -32,6 +32,7 @@ from raysearch.splits import eval_task
 
 RUNS_FILE = "comparison.csv"
 WEIGHTS_FILE = "fusion_weights.csv"
+INVOCATIONS_FILE = "invocations.csv"  # one row per invocation that ran jobs: the whole compare's wall time
 WEIGHT_COLUMNS = ("key", "split", "seed", "side", "segment", "field", "weight", "entities")
 # Each model's default config (keys over TrainConfig's defaults); search_spaces/baselines/ tune them.
 MODEL_DEFAULTS: dict[str, dict] = {
@@ -191,15 +192,31 @@ def compare(jobs: list[Job], out: Path, data_dir: str | None = None, workers: in
     runs, weights = read_table(out / RUNS_FILE), read_table(out / WEIGHTS_FILE)
     todo = [job for job in jobs if job.key not in set(runs.get("key", ()))] if run else []
     wanted = {job.key for job in jobs}
-    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="compare", unit="run", disable=not todo) as bar:
-        for row, weight in execute(todo, data_dir, workers, threads, address):
-            runs = pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
-            weights = pd.concat([weights, pd.DataFrame(weight, columns=list(WEIGHT_COLUMNS))], ignore_index=True)
-            atomic_write_text(out / RUNS_FILE, runs.to_csv(index=False))
-            atomic_write_text(out / WEIGHTS_FILE, weights.to_csv(index=False))
-            bar.set_postfix_str(f"{row['variant']} {row['split']} seed {row['seed']}")
-            bar.update()
+    started, finished = time.time(), 0
+    try:
+        with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="compare", unit="run", disable=not todo) as bar:
+            for row, weight in execute(todo, data_dir, workers, threads, address):
+                runs = pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
+                weights = pd.concat([weights, pd.DataFrame(weight, columns=list(WEIGHT_COLUMNS))], ignore_index=True)
+                atomic_write_text(out / RUNS_FILE, runs.to_csv(index=False))
+                atomic_write_text(out / WEIGHTS_FILE, weights.to_csv(index=False))
+                finished += 1
+                bar.set_postfix_str(f"{row['variant']} {row['split']} seed {row['seed']}")
+                bar.update()
+    finally:
+        if todo:
+            record_invocation(out, started, finished, workers, threads)
     return runs[runs["key"].isin(wanted)].reset_index(drop=True) if len(runs) else runs
+
+
+def record_invocation(out: Path, started: float, finished: int, workers: int, threads: int) -> None:
+    """Append this invocation's start, wall minutes and finished runs to ``out/invocations.csv``, also when
+    it is interrupted, so a compare resumed over several invocations still adds up to one wall time."""
+    row = {"started_utc": pd.Timestamp(started, unit="s", tz="UTC").isoformat(timespec="seconds"),
+           "minutes": round((time.time() - started) / 60, 2), "runs_finished": finished, "workers": workers,
+           "threads": threads}
+    table = pd.concat([read_table(out / INVOCATIONS_FILE), pd.DataFrame([row])], ignore_index=True)
+    atomic_write_text(out / INVOCATIONS_FILE, table.to_csv(index=False))
 
 
 def read_table(path: Path) -> pd.DataFrame:

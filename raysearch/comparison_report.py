@@ -55,9 +55,9 @@ def _cell(row: pd.Series, metric: str, bold: bool) -> str:
     return f"**{text}**" if bold else text
 
 
-def findings(models: pd.DataFrame, ablations: pd.DataFrame) -> list[str]:
+def findings(models: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     """Plain statements: where a baseline beats the full model (and by how many stds), and whether
-    the full model beats each ablation on NDCG@10."""
+    the full model beats each ablation on NDCG@10, paired by seed (same split, same initialisation)."""
     notes = []
     for split, rows in models.groupby("split", sort=False):
         full = rows[rows["variant"] == FULL]
@@ -71,13 +71,30 @@ def findings(models: pd.DataFrame, ablations: pd.DataFrame) -> list[str]:
                 spread = ("one seed, no std" if pd.isna(std) else
                           f"{'within' if gap <= std else 'more than'} one std of the full model")
                 notes.append(f"{split}: **{best['variant']}** beats the full model on {metric} by {gap:.4f} ({spread})")
-        for _, ablation in ablations[ablations["split"] == split].iterrows():
-            if pd.isna(ablation.get("ndcg@10_mean")):
-                continue
-            delta = full["ndcg@10_mean"] - ablation["ndcg@10_mean"]
-            verdict = "beats" if delta > 0 else "does not beat"
-            notes.append(f"{split}: full model {verdict} ablation {ablation['variant']} on ndcg@10 ({delta:+.4f})")
+        notes += [ablation_finding(split, variant, gaps)
+                  for variant, gaps in paired_gaps(runs[runs["split"] == split], "ndcg@10").items()]
     return notes
+
+
+def paired_gaps(runs: pd.DataFrame, metric: str) -> dict[str, pd.Series]:
+    """Per ablation, full model minus ablation on ``metric`` for every seed both finished."""
+    ok = runs[runs["status"] == "ok"]
+    full = ok[(ok["study"] == "models") & (ok["variant"] == FULL)].set_index("seed")[metric]
+    ablations = ok[ok["study"] == "ablations"]
+    return {variant: (full - rows.set_index("seed")[metric]).dropna()
+            for variant, rows in ablations.groupby("variant", sort=False)
+            if not (full - rows.set_index("seed")[metric]).dropna().empty}
+
+
+def ablation_finding(split: str, variant: str, gaps: pd.Series) -> str:
+    """``full model beats|does not beat <ablation>``, with the paired gap, wins per seed and whether
+    the gap stands out from its seed-to-seed spread (mean gap larger than the gaps' std)."""
+    mean, wins, n = gaps.mean(), int((gaps > 0).sum()), len(gaps)
+    spread = ("one seed" if n == 1 else
+              f"gap std {gaps.std():.4f}: {'larger than' if abs(mean) > gaps.std() else 'within'} the seed-to-seed spread")
+    verdict = "beats" if mean > 0 else "does not beat"
+    return (f"{split}: full model {verdict} ablation {variant} on ndcg@10 ({mean:+.4f} paired over {n} seed(s); "
+            f"ahead on {wins} of {n}; {spread})")
 
 
 def lr_plot(summary: pd.DataFrame, path: Path) -> None:
@@ -153,7 +170,7 @@ def write_report(runs: pd.DataFrame, weights: pd.DataFrame, out: Path, header: s
                                     [[*index, *(f"{v:.3f}" if pd.notna(v) else "" for v in row)]
                                      for index, row in zip(table.index, table.to_numpy())]),
                      "\n![fusion weights](fusion_weights.png)"]
-    sections += ["\n## Findings\n", "\n".join(f"- {n}" for n in findings(models, ablations)) or "- none",
+    sections += ["\n## Findings\n", "\n".join(f"- {n}" for n in findings(models, runs)) or "- none",
                  "\n## Configs (keys that differ from the defaults)\n",
                  "\n".join(f"- {v}: `{_without_run(c)}`" for v, c in runs.drop_duplicates("variant")[["variant", "config"]]
                            .itertuples(index=False))]

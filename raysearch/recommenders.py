@@ -8,7 +8,6 @@ then scored by the one evaluation function, so numbers compare.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np

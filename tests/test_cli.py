@@ -123,3 +123,22 @@ def test_export_then_recommend(exported, capsys):
     assert cli.main(["recommend", str(exported[1]), "--user", "196", "-k", "3"]) == 0
     assert cli.main(["recommend", str(exported[1]), "--user-attrs", "gender=F,age=25,occupation=writer", "-k", "3"]) == 0
     assert capsys.readouterr().out.count("| 3 |") == 2
+
+
+def test_compare_set_can_name_one_model():
+    """``MODEL.KEY=VALUE`` reaches that model only and wins over a plain ``KEY=VALUE``; pinned keys stay pinned."""
+    overrides = ["epochs=20", "autorec.epochs=100", "num_layers=2"]
+    assert cli.model_overrides("autorec", overrides) == ["epochs=20", "epochs=100", "num_layers=2"]
+    assert cli.model_overrides("fusion_gcn", overrides) == ["epochs=20", "num_layers=2"]
+    assert cli.model_overrides("mf", overrides) == ["epochs=20"]
+
+
+@pytest.mark.parametrize("option, fragment", [
+    ("autorek.epochs=5", "--set: value 'autorek.epochs=5': unknown model 'autorek' before the dot"),
+    ("mf.num_layers=2", "--set: value 'mf.num_layers=2': mf fixes num_layers=0"),
+    ("deepfm.epochz=5", "--set: unknown key 'epochz'"),
+])
+def test_compare_refuses_bad_model_scoped_set(option, fragment, tmp_path, capsys):
+    assert fragment in _fails(["compare", "--models", "mf,deepfm", "--set", option, "--out", str(tmp_path / "r")],
+                              capsys)
+    assert not (tmp_path / "r").exists()

@@ -34,6 +34,10 @@ def test_every_run_is_a_row_with_metrics_and_costs(report):
     assert set(na["status"]) == {"n/a (needs interactions)"} and na["ndcg@10"].isna().all()
     ok = runs[runs["status"] == "ok"]
     assert ok["ndcg@10"].between(0, 1).all() and (ok["train_seconds"] > 0).all() and (ok["peak_rss_mb"] > 100).all()
+    invocations = pd.read_csv(out / "invocations.csv")
+    assert invocations[["runs_finished", "workers", "threads"]].values.tolist() == [[len(runs), 2, 1]]
+    assert invocations["minutes"].iloc[0] > 0
+    assert "1 recorded invocation(s) ran its jobs in" in (out / "comparison.md").read_text()
 
 
 def test_markdown_report_has_every_section(report):
@@ -65,9 +69,9 @@ def test_fusion_weights_per_field_and_age_group(report):
 
 def test_rerun_keeps_finished_runs(report):
     out, argv = report
-    before = (out / "comparison.csv").read_text()
+    before = [(out / name).read_text() for name in ("comparison.csv", "invocations.csv")]
     assert main(argv) == 0
-    assert (out / "comparison.csv").read_text() == before
+    assert [(out / name).read_text() for name in ("comparison.csv", "invocations.csv")] == before
 
 
 def test_split_file_puts_every_model_on_that_split(tmp_path, data_root, ml100k):
@@ -89,3 +93,21 @@ def test_split_file_puts_every_model_on_that_split(tmp_path, data_root, ml100k):
     fitted = popularity.train(TrainConfig(model="popularity", split="user_cold"), ml100k, split)
     expected = evaluate(fitted.scorer, eval_task(split, "test"), ml100k.num_items, (10, 20), 512)
     assert row["ndcg@10"] == pytest.approx(expected["ndcg@10"], abs=1e-12)
+
+
+def test_ablation_findings_are_paired_by_seed():
+    """Gaps are full minus ablation on the same seed (no_graph: +0.10, -0.04, +0.02 -> mean 0.0267, std 0.0702);
+    the verdict says whether they stand out from their spread."""
+    from raysearch.comparison_report import findings, summarize
+
+    ndcg = {"fusion_gcn": [0.30, 0.31, 0.32], "mean_fusion": [0.31, 0.32, 0.33], "no_graph": [0.20, 0.35, 0.30]}
+    runs = pd.DataFrame([{"study": "models" if variant == "fusion_gcn" else "ablations", "variant": variant,
+                          "split": "item_cold", "seed": seed, "status": "ok", "recall@10": v, "ndcg@10": v,
+                          "mrr@10": v, "hit@10": v}
+                         for variant, values in ndcg.items() for seed, v in enumerate(values, 1)])
+    notes = findings(summarize(runs[runs["study"] == "models"], ["split", "variant"]), runs)
+    assert notes == [
+        "item_cold: full model does not beat ablation mean_fusion on ndcg@10 (-0.0100 paired over 3 seed(s); "
+        "ahead on 0 of 3; gap std 0.0000: larger than the seed-to-seed spread)",
+        "item_cold: full model beats ablation no_graph on ndcg@10 (+0.0267 paired over 3 seed(s); "
+        "ahead on 2 of 3; gap std 0.0702: within the seed-to-seed spread)"]
