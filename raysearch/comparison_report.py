@@ -81,9 +81,9 @@ def paired_gaps(runs: pd.DataFrame, metric: str) -> dict[str, pd.Series]:
     ok = runs[runs["status"] == "ok"]
     full = ok[(ok["study"] == "models") & (ok["variant"] == FULL)].set_index("seed")[metric]
     ablations = ok[ok["study"] == "ablations"]
-    return {variant: (full - rows.set_index("seed")[metric]).dropna()
-            for variant, rows in ablations.groupby("variant", sort=False)
-            if not (full - rows.set_index("seed")[metric]).dropna().empty}
+    gaps = {variant: (full - rows.set_index("seed")[metric]).dropna()
+            for variant, rows in ablations.groupby("variant", sort=False)}
+    return {variant: gap for variant, gap in gaps.items() if not gap.empty}
 
 
 def ablation_finding(split: str, variant: str, gaps: pd.Series) -> str:
