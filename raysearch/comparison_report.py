@@ -18,6 +18,7 @@ METRICS = ("recall@10", "ndcg@10", "mrr@10", "hit@10")
 COSTS = {"train_seconds": "train s", "infer_ms_per_1k_users": "infer ms / 1k users", "peak_rss_mb": "peak RSS MB"}
 FULL = "fusion_gcn"
 NA = "n/a (needs interactions)"
+COLLAPSED = 0.9  # mean weight at or above which one field has taken over a fusion (the others go nearly unused)
 
 
 def summarize(runs: pd.DataFrame, group: list[str]) -> pd.DataFrame:
@@ -97,6 +98,15 @@ def ablation_finding(split: str, variant: str, gaps: pd.Series) -> str:
             f"ahead on {wins} of {n}; {spread})")
 
 
+def collapse_findings(weights: pd.DataFrame) -> list[str]:
+    """Runs whose attention put nearly all of a side's weight on one field: the paper's failure signature
+    of a fusion that outputs constants instead of adaptive weights, hidden by the averaged table."""
+    top = weights[weights["segment"] == "all"].sort_values("weight").groupby(["split", "seed", "side"]).tail(1)
+    return [f"{row.split} seed {row.seed}: the full model's {row.side} fusion collapsed onto {row.field} "
+            f"({row.weight:.3f} of the mean weight; every other {row.side} field is nearly unused)"
+            for row in top[top["weight"] >= COLLAPSED].sort_values(["split", "seed", "side"]).itertuples()]
+
+
 def lr_plot(summary: pd.DataFrame, path: Path) -> None:
     """NDCG@10 and Hit@10 (mean ± std over seeds) against the learning rate, log x axis."""
     rates = summary["variant"].str.removeprefix("lr=").astype(float)
@@ -149,6 +159,7 @@ def _save(fig: plt.Figure, path: Path) -> None:
 def write_report(runs: pd.DataFrame, weights: pd.DataFrame, out: Path, header: str) -> Path:
     """Write ``comparison.md`` and the PNG plots next to the CSVs; returns the markdown path."""
     models = summarize(runs[runs["study"] == "models"], ["split", "variant"])
+    weights = weights[weights["key"].isin(runs["key"])] if not weights.empty else weights
     full = models[models["variant"] == FULL]
     ablations = summarize(runs[runs["study"] == "ablations"], ["split", "variant"])
     sections = [header, "## Models (test split, mean ± std over seeds; best per split in bold)\n",
@@ -163,14 +174,15 @@ def write_report(runs: pd.DataFrame, weights: pd.DataFrame, out: Path, header: s
         sections += ["\n## Learning-rate sensitivity of the full model\n", metric_table(lr, "variant", costs=False),
                      "\n![learning rate](lr_sensitivity.png)"]
     if not weights.empty:
-        table = weights_table(weights[weights["key"].isin(runs["key"])])
+        table = weights_table(weights)
         weights_plot(table, out / "fusion_weights.png")
         sections += ["\n## Fusion weights of the full model (mean attention per field)\n",
                      markdown_table(["side", "segment", *table.columns],
                                     [[*index, *(f"{v:.3f}" if pd.notna(v) else "" for v in row)]
                                      for index, row in zip(table.index, table.to_numpy())]),
                      "\n![fusion weights](fusion_weights.png)"]
-    sections += ["\n## Findings\n", "\n".join(f"- {n}" for n in findings(models, runs)) or "- none",
+    notes = findings(models, runs) + (collapse_findings(weights) if not weights.empty else [])
+    sections += ["\n## Findings\n", "\n".join(f"- {n}" for n in notes) or "- none",
                  "\n## Configs (keys that differ from the defaults)\n",
                  "\n".join(f"- {v}: `{_without_run(c)}`" for v, c in runs.drop_duplicates("variant")[["variant", "config"]]
                            .itertuples(index=False))]

@@ -111,3 +111,21 @@ def test_ablation_findings_are_paired_by_seed():
         "ahead on 0 of 3; gap std 0.0000: larger than the seed-to-seed spread)",
         "item_cold: full model beats ablation no_graph on ndcg@10 (+0.0267 paired over 3 seed(s); "
         "ahead on 2 of 3; gap std 0.0702: within the seed-to-seed spread)"]
+
+
+def test_collapsed_fusion_is_a_finding():
+    """A run whose mean weight on one field is >= 0.9 (over all entities of a side) is named; segment rows,
+    other runs and the item side (0.5 at most) are not."""
+    from raysearch.comparison_report import collapse_findings
+
+    user = {1: [0.95, 0.03, 0.01, 0.01], 2: [0.60, 0.20, 0.10, 0.10], 3: [0.04, 0.03, 0.03, 0.90]}
+    rows = [{"split": "user_cold", "seed": seed, "side": "user", "segment": "all", "field": field, "weight": w}
+            for seed, values in user.items() for field, w in zip(("gender", "age", "occupation", "zip_region"), values)]
+    rows += [{"split": "user_cold", "seed": 2, "side": "user", "segment": "age 18-24", "field": "age", "weight": 0.99},
+             *({"split": "user_cold", "seed": 1, "side": "item", "segment": "all", "field": field, "weight": w}
+               for field, w in (("genres", 0.2), ("year", 0.3), ("title", 0.5)))]
+    assert collapse_findings(pd.DataFrame(rows)) == [
+        "user_cold seed 1: the full model's user fusion collapsed onto gender "
+        "(0.950 of the mean weight; every other user field is nearly unused)",
+        "user_cold seed 3: the full model's user fusion collapsed onto zip_region "
+        "(0.900 of the mean weight; every other user field is nearly unused)"]
