@@ -22,11 +22,11 @@ import pandas as pd
 import torch
 
 from raysearch.config import TrainConfig
-from raysearch.data import load_dataset
-from raysearch.datafiles import data_root, dataset_dir
-from raysearch.evaluation import evaluate
-from raysearch.splits import eval_task, make_split
-from raysearch.training import fit
+from raysearch.data.downloads import data_root, dataset_dir
+from raysearch.data.movielens import load_dataset
+from raysearch.data.protocols import eval_task, make_split
+from raysearch.evaluation.scoring import evaluate
+from raysearch.train.fit import fit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ("recall@10", "ndcg@10", "mrr@10", "hit@10")
@@ -57,7 +57,7 @@ def run(dataset_name: str, split_name: str, seed: int, variant: str, overrides: 
 
 
 def table(frame: pd.DataFrame) -> str:
-    """Markdown: mean ± std over seeds of each variant on each split."""
+    """Markdown: mean ± population std (ddof=0) over seeds of each variant on each split."""
     lines = ["| split | variant | " + " | ".join(COLUMNS) + " | s/epoch | epochs (best) |",
              "|---" * (len(COLUMNS) + 4) + "|"]
     for (split, variant), group in frame.groupby(["split", "variant"], sort=False):

@@ -1,4 +1,4 @@
-"""Fuzz benchmark: the test suite's fuzz targets (``tests/fuzzing.py``) with many more cases, counted.
+"""Fuzz benchmark: the test suite's fuzz targets (``raysearch/testing/fuzzing.py``) with many more cases, counted.
 
     python benchmarks/fuzz.py [--cases 1000] [--seed 0] [--targets data_files,model_files]
 
@@ -20,10 +20,8 @@ from pathlib import Path
 import hypothesis
 from hypothesis import HealthCheck, Phase, given, settings
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import fuzzing  # noqa: E402
-
-from raysearch.reporting import markdown_table  # noqa: E402
+from raysearch.markdown import markdown_table
+from raysearch.testing import fuzzing
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -72,13 +70,14 @@ def main() -> int:
     table = markdown_table(["target", "what is fuzzed", "cases tried", "accepted", "rejected with own error",
                             "tracebacks (must be 0)", "unclear errors (must be 0)", "seconds"],
                            rows + [["**all**", "", *total, f"{sum(float(r[7]) for r in rows):.0f}"]])
+    command = f"`python benchmarks/fuzz.py --cases {args.cases} --seed {args.seed}`"
+    about = (f"(hypothesis {hypothesis.__version__}, targets in `raysearch/testing/fuzzing.py`; the test suite runs "
+             "the same targets with 60 derandomized cases each). A case is accepted, or rejected with a "
+             "`ConfigError`/`DataError` naming the file (and a line that exists); anything else counts as a traceback "
+             "or an unclear error.")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "reliability_fuzz.md").write_text(
-        f"# Reliability: fuzzed input\n\n`python benchmarks/fuzz.py --cases {args.cases} --seed {args.seed}` "
-        f"(hypothesis {hypothesis.__version__}, targets in `tests/fuzzing.py`; the test suite runs the same targets "
-        f"with 60 derandomized cases each). A case is accepted, or rejected with a `ConfigError`/`DataError` "
-        f"naming the file (and a line that exists); anything else counts as a traceback or an unclear error.\n\n"
-        f"{table}\n\n" + ("\n".join(failures) or "No case failed.") + "\n")
+    (RESULTS / "reliability_fuzz.md").write_text(f"# Reliability: fuzzed input\n\n{command} {about}\n\n{table}\n\n"
+                                                 + ("\n".join(failures) or "No case failed.") + "\n")
     return 1 if failures else 0
 
 

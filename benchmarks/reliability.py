@@ -2,7 +2,7 @@
 
     python benchmarks/reliability.py [--trials 16] [--epochs 4] [--down-seconds 20]
 
-The scenarios are the test suite's (``tests/faults.py``), on larger runs: a Train worker SIGKILLed during
+The scenarios are the test suite's (``raysearch/testing/faults.py``), on larger runs: a Train worker SIGKILLed during
 epoch 2, a config whose loss is NaN, the `raysearch tune` driver SIGKILLed and resumed, an S3 endpoint
 (``moto_server``) cut mid-search, read-only and full storage (tmpfs mounts; needs root or
 CAP_SYS_ADMIN), and the bytes a ``--trials`` search leaves on
@@ -15,28 +15,24 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import faults  # noqa: E402
-
-from raysearch.data import load_dataset  # noqa: E402
-from raysearch.datafiles import data_root, dataset_dir  # noqa: E402
-from raysearch.reporting import markdown_table  # noqa: E402
-from raysearch.search_space import load_space  # noqa: E402
-from raysearch.tuning import init_ray, search  # noqa: E402
+from raysearch.data.downloads import data_root, dataset_dir
+from raysearch.data.movielens import load_dataset
+from raysearch.markdown import markdown_table
+from raysearch.search.space import load_space
+from raysearch.search.tuning import init_ray, search
+from raysearch.testing import faults
+from raysearch.testing.faults import FIXED_BYTES, LOG_BYTES_PER_TRIAL, SEARCHED
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADER = ["fault", "injected how", "trials finished before", "trials finished after", "trials lost (must be 0)",
           "recovery seconds", "outcome"]
-LOG_BYTES_PER_TRIAL, FIXED_BYTES = 256 * 1024, 256 * 1024  # the bound's allowance besides checkpoints
 BUCKET = "raysearch-reliability"
-PARAMS = ["contrastive_weight", "learning_rate", "num_layers", "temperature"]  # smoke.yaml's searched keys
 
 
 def finished(experiment: Path) -> int:
@@ -57,7 +53,7 @@ def worker_and_nan(work: Path, dataset, epochs: int) -> tuple[list[list], Path]:
               f"{kill.recovery_seconds:.1f}",
               f"reported epochs {epochs_seen}, trial {row['status']} ({row['stopped_by']})"]
     diverged = trials[trials["stopped_by"] == "diverged"]
-    best_ok = faults.best_config_matches(experiment, PARAMS)
+    best_ok = faults.best_config_matches(experiment, SEARCHED)
     nan = ["NaN loss", f"`temperature` searched over [0.2, {faults.DIVERGING_TEMPERATURE}]: the InfoNCE loss is NaN in "
            "epoch 1", "-", f"{len(trials) - len(diverged)} + {len(diverged)} diverged", 4 - len(trials), "-",
            f"{len(diverged)} trial(s) ERROR, stopped_by diverged, error `{diverged['error'].iloc[0][:60]}...`; "
@@ -68,7 +64,7 @@ def worker_and_nan(work: Path, dataset, epochs: int) -> tuple[list[list], Path]:
 def driver(work: Path, address: str, data: Path) -> list:
     space = faults.space_file(work, "driver", 4, 2)
     killed = faults.kill_driver_and_resume(space, work / "storage", address, data, finished_before_kill=2)
-    consistent = faults.best_config_matches(work / "storage" / "driver", PARAMS)
+    consistent = faults.best_config_matches(work / "storage" / "driver", SEARCHED)
     return ["`raysearch tune` driver killed mid-search", "SIGKILL to the driver process while trial 3 of 4 ran; "
             "then `raysearch tune --resume`", len(killed.finished_before),
             int((killed.trials["status"] == "TERMINATED").sum()),
@@ -191,14 +187,14 @@ def main() -> None:
         print(disk_text, flush=True)
     ray.shutdown()
     lost = sum(int(r[4]) for r in rows)
+    command = f"`python benchmarks/reliability.py --trials {args.trials} --epochs {args.epochs}`"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "reliability.md").write_text(
-        f"# Reliability: faults injected for real\n\n`python benchmarks/reliability.py --trials {args.trials} "
-        f"--epochs {args.epochs}` on ML-100K (scenarios in `tests/faults.py`, asserted on smaller runs by "
-        f"`tests/test_faults.py`), one embedded local Ray with 2 logical CPUs on {os.cpu_count()} cores; trials run "
-        f"one at a time with 2 DDP workers of 0.5 CPU each (`search_spaces/smoke.yaml`). Recovery seconds: from the "
-        f"kill to the trial's next reported epoch (worker), the wall time of `raysearch tune --resume` (driver, "
-        f"full disk, S3 outage), or to the error (read-only).\n\n"
+        f"# Reliability: faults injected for real\n\n{command} on ML-100K (scenarios in `raysearch/testing/faults.py`, "
+        f"asserted on smaller runs by `tests/test_faults.py`), one embedded local Ray with 2 logical CPUs on "
+        f"{os.cpu_count()} cores; trials run one at a time with 2 DDP workers of 0.5 CPU each "
+        f"(`search_spaces/smoke.yaml`). Recovery seconds: from the kill to the trial's next reported epoch (worker), "
+        f"the wall time of `raysearch tune --resume` (driver, full disk, S3 outage), or to the error (read-only).\n\n"
         + markdown_table(HEADER, rows) + f"\n\nTrials lost in all: **{lost}**.\n\n"
         "A diverged trial is recorded, not retried to success: Ray Train retries every worker error up to "
         "`max_failures` times (it has no per-exception policy), so the trial re-runs once from its last checkpoint, "

@@ -19,13 +19,13 @@ import pandas as pd
 import torch
 
 from raysearch.config import Scaling, TrainConfig
-from raysearch.data import load_dataset
-from raysearch.datafiles import data_root, dataset_dir
-from raysearch.distributed import make_trainer
-from raysearch.search_space import Experiment, load_space
-from raysearch.splits import make_split
-from raysearch.training import run_epochs
-from raysearch.tuning import init_ray, search
+from raysearch.data.downloads import data_root, dataset_dir
+from raysearch.data.movielens import load_dataset
+from raysearch.data.protocols import make_split
+from raysearch.search.distributed import make_trainer
+from raysearch.search.space import Experiment, load_space
+from raysearch.search.tuning import init_ray, search
+from raysearch.train.fusion_gcn import run_epochs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -1,4 +1,10 @@
-"""The typed run configuration: the single source of truth for a training run."""
+"""The typed run configuration: the single source of truth for a training run.
+
+A config is the keys every model shares (:class:`TrainConfig`'s fields) plus the model's own settings
+(``settings``, declared in :mod:`raysearch.registry`). Users only ever see one flat set of keys (YAML
+``config:`` blocks, ``--set``, search-space params, checkpoints, ``best_config.yaml``):
+:meth:`TrainConfig.from_dict` routes each key, :meth:`TrainConfig.to_dict` flattens them back.
+"""
 
 from __future__ import annotations
 
@@ -12,45 +18,35 @@ from typing import Any, Mapping
 
 import yaml
 
-from raysearch.errors import ConfigError
+from raysearch.errors import ConfigError, check, check_choice
+from raysearch.registry import ModelSpec, Settings, model_spec
 
 DATASETS = ("ml-100k", "ml-1m")
 PROTOCOLS = ("warm", "item_cold", "user_cold")
-METRIC_NAMES = ("recall", "ndcg", "mrr", "hit")
+COLD_SIDES = {"item_cold": "items", "user_cold": "users"}  # protocol -> the side it holds out
+METRIC_NAMES = ("recall", "ndcg", "mrr", "hit")  # full-ranking metrics, each reported @K for every K in topk
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # Ray placement-group strategies
-MODELS = ("fusion_gcn", "mf", "lightgcn", "deepfm", "autorec", "lightgbm", "popularity")
-FUSIONS = ("attention", "mean", "none")
-# Settings that define a baseline built from the FusionGCN code: MF and LightGCN are ID-only, without
-# ID dropout or the (attribute) contrastive term; MF also has no graph.
-# Baselines with their own training (not data-parallel): one Ray Train worker per trial.
-SINGLE_WORKER_MODELS = ("deepfm", "autorec", "lightgbm", "popularity")
-MODEL_PINS: dict[str, dict[str, Any]] = {
-    "mf": {"fusion": "none", "num_layers": 0, "id_dropout": 0.0, "contrastive_weight": 0.0},
-    "lightgcn": {"fusion": "none", "id_dropout": 0.0, "contrastive_weight": 0.0},
-}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every setting of one training run; search spaces and ``--set`` map onto these fields."""
+    """Every setting of one training run: the common keys, and the model's own in ``settings``.
 
-    model: str = "fusion_gcn"  # fusion_gcn (ours) | baselines: mf | lightgcn | deepfm | autorec | lightgbm | popularity
+    Built directly, a config takes the values as given (``settings`` defaults to the model's settings
+    class, pins applied). :meth:`from_dict`, the path of every user-facing input, also applies the
+    model's registry defaults to the keys not given.
+    """
+
+    model: str = "fusion_gcn"  # fusion_gcn (ours) | baselines: see raysearch/registry.py
     dataset: str = "ml-100k"  # ml-100k | ml-1m
     split: str = "warm"  # evaluation protocol: warm | item_cold | user_cold
     split_file: str | None = None  # JSON split file used instead of drawing one (protocol = `split`); made absolute
     rating_threshold: float = 0.0  # ratings >= this count as positives (0 keeps every rating)
-    embedding_dim: int = 64  # width of ID, field and graph embeddings
-    num_layers: int = 3  # graph convolution depth (0 = no graph)
-    fusion: str = "attention"  # attribute fields: attention (adaptive weights) | mean (equal weights) | none (IDs only)
-    learning_rate: float = 0.005  # Adam step size
-    weight_decay: float = 0.0  # Adam L2 penalty on all parameters
-    rec_loss: str = "softmax"  # ranking loss: softmax (sampled softmax over the negatives) | bpr
-    num_negatives: int = 32  # sampled negatives per training interaction
-    contrastive_weight: float = 0.1  # lambda in L = L_rec + lambda * L_cl
-    temperature: float = 0.2  # InfoNCE temperature tau
-    contrastive_pairs: int = 512  # (user, item) pairs of each batch used as InfoNCE in-batch negatives (cost ~ square)
-    id_dropout: float = 0.2  # chance an entity's ID embedding is hidden in a step (teaches cold start)
     text_buckets: int = 1024  # hash buckets for title words
+    embedding_dim: int = 64  # width of ID, field and graph embeddings
+    learning_rate: float = 0.005  # Adam step size (LightGBM: shrinkage)
+    weight_decay: float = 0.0  # Adam L2 penalty on all parameters
+    num_negatives: int = 32  # sampled negatives per training interaction
     batch_size: int = 2048  # training interactions per step
     epochs: int = 100  # maximum number of epochs
     patience: int = 10  # epochs without validation improvement before stopping early
@@ -59,90 +55,118 @@ class TrainConfig:
     eval_batch_users: int = 512  # users scored per chunk during evaluation (bounds memory)
     seed: int = 42  # seeds the split, initialisation, negatives and batches
     mixed_precision: str = "off"  # autocast in training steps: off | bf16 (CPU or CUDA) | fp16 (CUDA, loss scaling)
-    mlp_dims: tuple[int, ...] = (64, 32)  # deepfm: hidden widths of the deep part
-    num_leaves: int = 31  # lightgbm: leaves per tree
-    num_trees: int = 500  # lightgbm: most boosting rounds (early-stopped on validation loss)
+    settings: Settings | None = None  # the model's own keys (registry.ModelSpec.settings); None: their defaults
 
     def __post_init__(self) -> None:
-        _check_choice("model", self.model, MODELS)
-        self._apply_pins()
-        _check_choice("dataset", self.dataset, DATASETS)
-        _check_choice("fusion", self.fusion, FUSIONS)
-        _check_choice("split", self.split, PROTOCOLS)
-        _check_choice("rec_loss", self.rec_loss, ("bpr", "softmax"))
-        _check_choice("mixed_precision", self.mixed_precision, ("off", "bf16", "fp16"))
+        spec = self.spec
+        own = self.settings if self.settings is not None else spec.settings()
+        if not isinstance(own, spec.settings):
+            raise ConfigError(f"model {self.model!r} takes {spec.settings.__name__}, not {type(own).__name__}")
+        object.__setattr__(self, "settings", spec.pinned(dataclasses.asdict(own)))
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("split", self.split, PROTOCOLS)
+        check_choice("mixed_precision", self.mixed_precision, ("off", "bf16", "fp16"))
         if self.split_file is not None:
             check("split_file", self.split_file, bool(self.split_file.strip()), "must be a file path or null")
             object.__setattr__(self, "split_file", os.path.abspath(os.path.expanduser(self.split_file)))
-        for name in ("embedding_dim", "batch_size", "contrastive_pairs", "num_negatives", "epochs", "patience", "eval_batch_users", "text_buckets"):
+        for name in ("embedding_dim", "batch_size", "num_negatives", "epochs", "patience", "eval_batch_users",
+                     "text_buckets"):
             check(name, getattr(self, name), getattr(self, name) >= 1, "must be >= 1")
-        check("num_layers", self.num_layers, 0 <= self.num_layers <= 8, "must be in 0..8")
         check("learning_rate", self.learning_rate, 0 < self.learning_rate <= 1e3,
               "must be in (0, 1000]")  # Adam's float32 step overflows near 1e38
-        check("temperature", self.temperature, self.temperature > 0, "must be > 0")
         check("weight_decay", self.weight_decay, self.weight_decay >= 0, "must be >= 0")
-        check("contrastive_weight", self.contrastive_weight, self.contrastive_weight >= 0, "must be >= 0")
-        check("id_dropout", self.id_dropout, 0 <= self.id_dropout < 1, "must be in [0, 1)")
-        check("contrastive_weight", self.contrastive_weight, self.fusion != "none" or self.contrastive_weight == 0,
-              "needs attributes to contrast with: use contrastive_weight=0 with fusion=none")
-        check("mlp_dims", self.mlp_dims, all(d >= 1 for d in self.mlp_dims), "must be widths >= 1")
-        check("num_leaves", self.num_leaves, self.num_leaves >= 2, "must be >= 2")
-        check("num_trees", self.num_trees, self.num_trees >= 1, "must be >= 1")
         check("topk", self.topk, len(self.topk) > 0 and min(self.topk) >= 1, "must be a non-empty list of K >= 1")
         name, _, k = self.metric.partition("@")
         check("metric", self.metric, name in METRIC_NAMES and k in {str(t) for t in self.topk},
-               f"must be one of {'|'.join(METRIC_NAMES)} @ a K in topk {list(self.topk)}")
+              f"must be one of {'|'.join(METRIC_NAMES)} @ a K in topk {list(self.topk)}")
 
-    def _apply_pins(self) -> None:
-        """Set the fields a baseline fixes; a non-default value that contradicts one is an error."""
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        for key, pinned in MODEL_PINS.get(self.model, {}).items():
-            value = getattr(self, key)
-            check(key, value, value in (pinned, defaults[key]),
-                  f"contradicts model {self.model!r}, which fixes {key}={pinned!r}; remove the key or change the model")
-            object.__setattr__(self, key, pinned)
+    @property
+    def spec(self) -> ModelSpec:
+        return model_spec(self.model)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> "TrainConfig":
-        """Build a config from plain values, naming ``source`` and the key in any error."""
+        """Build a config from flat plain values: the model's registry defaults apply to the keys not given,
+        pins are enforced; an error names ``source``, the key and the value (an unknown key, the keys the
+        model knows)."""
         if not isinstance(values, Mapping):
             raise ConfigError(f"{source}: expected a mapping of config keys, got {type(values).__name__}")
-        hints = typing.get_type_hints(cls)
-        known = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {}
-        for key, value in values.items():
-            if key not in known:
-                raise ConfigError(f"{source}: unknown key {key!r} (value {value!r}); known keys: {', '.join(sorted(known))}")
-            kwargs[key] = coerce(hints[key], value, f"{source}: key {key!r}")
         try:
-            return cls(**kwargs)
+            spec = model_spec(coerce(str, values.get("model", cls.model), "key 'model'"))
+            hints = key_types(spec.name)
+            given = {}
+            for key, value in values.items():
+                if key not in hints:
+                    raise ConfigError(f"unknown key {key!r} (value {value!r}) for model {spec.name!r}; its keys: "
+                                      f"{', '.join(hints)}")
+                given[key] = coerce(hints[key], value, f"key {key!r}")
+            merged = {**spec.defaults, **given}
+            own = spec.pinned({k: merged[k] for k in spec.settings_keys() if k in merged})
+            return cls(**{k: v for k, v in merged.items() if k in COMMON_KEYS}, settings=own)
         except ConfigError as err:
             raise ConfigError(f"{source}: {err}") from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
         """Load a config saved by :meth:`to_yaml` (or written by hand)."""
-        path = Path(path)
-        values = read_yaml(path, "config")
-        return cls.from_dict(resolve_split_file(values or {}, path.parent), source=str(path))
+        return cls.from_dict(read_config_values(Path(path)), source=str(path))
 
     def with_overrides(self, assignments: list[str], source: str = "--set") -> "TrainConfig":
         """Apply ``key=value`` strings (values parsed as YAML scalars) on top of this config."""
-        values = self.to_dict()
+        changes = {}
         for item in assignments:
             key, sep, raw = item.partition("=")
             if not sep or not key:
                 raise ConfigError(f"{source}: expected key=value, got {item!r}")
-            where = f"{source}: value {raw!r} for key {key!r}"
-            values[key.strip()] = parse_yaml(raw, where) if raw.strip() else raw
-        return TrainConfig.from_dict(values, source=source)
+            changes[key.strip()] = parse_yaml(raw, f"{source}: value {raw!r} for key {key!r}") if raw.strip() else raw
+        return self.updated(changes, source)
+
+    def updated(self, changes: Mapping[str, Any], source: str = "config") -> "TrainConfig":
+        """This config with ``changes`` (flat keys). A change of model drops the old model's own settings and
+        every key still at the old model's default, so the new model's defaults apply to them."""
+        values = self.to_dict()
+        if changes.get("model", self.model) != self.model:
+            defaults = TrainConfig.from_dict({"model": self.model}).to_dict()
+            values = {k: v for k, v in values.items() if k in COMMON_KEYS and v != defaults[k]}
+        return TrainConfig.from_dict({**values, **changes}, source=source)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain Python values (lists instead of tuples), suitable for YAML and checkpoints."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """Flat plain values: the common keys, then the model's own (lists instead of tuples)."""
+        values = {k: getattr(self, k) for k in COMMON_KEYS} | dataclasses.asdict(self.settings)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def cold_side(self) -> str | None:
+        """The side (users | items) the protocol holds out of training, None for warm."""
+        return COLD_SIDES.get(self.split)
+
+    def can_score(self) -> bool:
+        """Whether the model can represent the entities its protocol holds out (from attributes or
+        interactions); an ID-only model cannot place a user or item without training interactions."""
+        return self.cold_side() not in self.spec.needs | self.settings.needs()
+
+    def require_scorable(self) -> "TrainConfig":
+        """This config, if :meth:`can_score`; else a ConfigError naming the model and the protocol."""
+        if not self.can_score():
+            raise ConfigError(f"model {self.model!r} needs interactions for the held-out {self.cold_side()} of the "
+                              f"{self.split} protocol, so it cannot score it")
+        return self
+
+
+COMMON_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "settings")
+
+
+def key_types(model: str) -> dict[str, Any]:
+    """Every flat key of ``model``'s configs and its type hint: the common keys, then the model's own."""
+    common = typing.get_type_hints(TrainConfig)
+    return {**{k: common[k] for k in COMMON_KEYS}, **typing.get_type_hints(model_spec(model).settings)}
+
+
+def read_config_values(path: Path) -> dict[str, Any]:
+    """The flat values of a config YAML file (a relative ``split_file`` names a file next to it)."""
+    return resolve_split_file(read_yaml(path, "config") or {}, path.parent)
 
 
 @dataclass(frozen=True)
@@ -159,7 +183,7 @@ class Scaling:
 
     def __post_init__(self) -> None:
         check("workers_per_trial", self.workers_per_trial, self.workers_per_trial >= 1, "must be >= 1")
-        _check_choice("placement_strategy", self.placement_strategy, PLACEMENT_STRATEGIES)
+        check_choice("placement_strategy", self.placement_strategy, PLACEMENT_STRATEGIES)
         check("cpus_per_worker", self.cpus_per_worker, self.cpus_per_worker > 0, "must be > 0")
         check("num_to_keep", self.num_to_keep, self.num_to_keep >= 1, "must be >= 1")
         check("max_failures", self.max_failures, self.max_failures >= 0, "must be >= 0")
@@ -221,12 +245,3 @@ def resolve_split_file(values: Any, folder: Path) -> Any:
     if isinstance(values, Mapping) and isinstance(values.get("split_file"), str) and values["split_file"].strip():
         return {**values, "split_file": str(folder / Path(values["split_file"]).expanduser())}
     return values
-
-
-def check(name: str, value: Any, ok: bool, why: str) -> None:
-    if not ok:
-        raise ConfigError(f"key {name!r} = {value!r} {why}")
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    check(name, value, value in choices, f"must be one of {', '.join(choices)}")

@@ -2,7 +2,7 @@
 
 An export folder holds ``model.pt`` (the plain-dict checkpoint without optimizer state; load it with
 ``torch.load(weights_only=True)``), ``config.yaml`` and ``metrics.json``. Experiments and model folders
-may sit in a bucket (``s3://...``, see :mod:`raysearch.storage`). Nothing here needs Ray.
+may sit in a bucket (``s3://...``, see :mod:`raysearch.search.storage`). Nothing here needs Ray.
 """
 
 from __future__ import annotations
@@ -15,16 +15,15 @@ from pathlib import Path
 
 import torch
 
-from raysearch.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from raysearch.config import TrainConfig
-from raysearch.data import user_attribute_tokens
+from raysearch.data.movielens import user_attribute_tokens
 from raysearch.errors import ConfigError, DataError
-from raysearch.graph import bipartite_adjacency
-from raysearch.storage import Location, copy_dir, local_copy, resolve
-from raysearch.training import ModelInputs
+from raysearch.model.graph import bipartite_adjacency
+from raysearch.search.storage import Location, copy_dir, local_copy, resolve
+from raysearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, model_from_checkpoint, save_checkpoint
+from raysearch.train.inputs import ModelInputs
 
 MODEL_FILE = "model.pt"
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def export_model(experiment: str | os.PathLike | Location, out: str | os.PathLike | Location,
@@ -100,6 +99,14 @@ class Recommender:
         values, items = torch.topk(scores, min(k, len(scores)))
         ids, titles = self.checkpoint["item_ids"], self.checkpoint["item_titles"]
         return [Recommendation(int(ids[i]), titles[i], float(v)) for v, i in zip(values, items)]
+
+
+def parse_attributes(text: str, source: str = "--user-attrs") -> dict[str, str]:
+    """``gender=F,age=25`` -> ``{"gender": "F", "age": "25"}``; anything else is an error naming ``source``."""
+    pairs = [p.partition("=") for p in text.split(",") if p.strip()]
+    if any(not sep for _, sep, _ in pairs):
+        raise DataError(f"{source}: expected key=value pairs separated by commas, got {text!r}")
+    return {k.strip(): v for k, _, v in pairs}
 
 
 def checkpoint_inputs(checkpoint: dict) -> ModelInputs:

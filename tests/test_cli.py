@@ -1,15 +1,16 @@
 """User errors of the CLI: one clear `raysearch: error:` line (or argparse's usage error) and exit code 2,
 no traceback, no Ray needed."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from raysearch import cli
-from raysearch.checkpoint import save_checkpoint
 from raysearch.config import TrainConfig
-from raysearch.splits import make_split
-from raysearch.training import fit
+from raysearch.data.protocols import make_split
+from raysearch.train.checkpoint import save_checkpoint
+from raysearch.train.fit import fit
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
 
@@ -36,8 +37,8 @@ def test_tune_argument_errors(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def exported(ml100k, tmp_path_factory):
     """A one-epoch ML-100K model in an experiment folder's best_checkpoint/, exported by the CLI (no Ray)."""
-    config = TrainConfig(epochs=1, embedding_dim=8, num_layers=1, batch_size=8192, num_negatives=4,
-                         contrastive_pairs=64, topk=(10,))
+    config = TrainConfig.from_dict({"epochs": 1, "embedding_dim": 8, "num_layers": 1, "batch_size": 8192,
+                                    "num_negatives": 4, "contrastive_pairs": 64, "topk": [10]})
     result = fit(config, ml100k, make_split(ml100k, "warm", 0))
     experiment = tmp_path_factory.mktemp("experiment")
     save_checkpoint(result.checkpoint, experiment / "best_checkpoint" / "checkpoint.pt")
@@ -125,20 +126,50 @@ def test_export_then_recommend(exported, capsys):
     assert capsys.readouterr().out.count("| 3 |") == 2
 
 
-def test_compare_set_can_name_one_model():
-    """``MODEL.KEY=VALUE`` reaches that model only and wins over a plain ``KEY=VALUE``; pinned keys stay pinned."""
-    overrides = ["epochs=20", "autorec.epochs=100", "num_layers=2"]
-    assert cli.model_overrides("autorec", overrides) == ["epochs=20", "epochs=100", "num_layers=2"]
-    assert cli.model_overrides("fusion_gcn", overrides) == ["epochs=20", "num_layers=2"]
-    assert cli.model_overrides("mf", overrides) == ["epochs=20"]
-
-
 @pytest.mark.parametrize("option, fragment", [
     ("autorek.epochs=5", "--set: value 'autorek.epochs=5': unknown model 'autorek' before the dot"),
     ("mf.num_layers=2", "--set: value 'mf.num_layers=2': mf fixes num_layers=0"),
-    ("deepfm.epochz=5", "--set: unknown key 'epochz'"),
+    ("deepfm.epochz=5", "--set: unknown key 'epochz' (value 'deepfm.epochz=5') for model deepfm"),
+    ("epochz=5", "--set: unknown key 'epochz' (value 'epochz=5') for models fusion_gcn, mf"),
 ])
 def test_compare_refuses_bad_model_scoped_set(option, fragment, tmp_path, capsys):
     assert fragment in _fails(["compare", "--models", "mf,deepfm", "--set", option, "--out", str(tmp_path / "r")],
                               capsys)
     assert not (tmp_path / "r").exists()
+
+
+def test_train_writes_the_run_folder_and_prints_the_metrics(data_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main(["train", "--dataset", "ml-100k", "--split", "item_cold", "--data-dir", str(data_root),
+                     "--set", "epochs=2", "--set", "contrastive_pairs=256", "--out", str(out),
+                     "--metrics-out", str(tmp_path / "m.json"), "--threads", "1"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "fusion_gcn on ml-100k item_cold: 943 users, 1682 items; train " in printed
+    assert "epoch   2/2" in printed and "| test |" in printed
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert set(metrics) == {"best_epoch", "valid", "test"} and 0 < metrics["test"]["hit@10"] <= 1
+    assert TrainConfig.from_yaml(out / "config.yaml").epochs == 2
+    assert cli.main(["train", "--data-dir", str(data_root), "--out", str(out)]) == 2
+    assert "already holds files" in capsys.readouterr().err
+
+
+def test_train_dispatches_any_model_through_the_registry(data_root, tmp_path, capsys):
+    assert cli.main(["train", "--set", "model=popularity", "--split", "user_cold", "--data-dir", str(data_root),
+                     "--out", str(tmp_path / "run"), "--threads", "1"]) == 0
+    assert "popularity on ml-100k user_cold" in capsys.readouterr().out
+    assert TrainConfig.from_yaml(tmp_path / "run" / "config.yaml").model == "popularity"
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["best_epoch"] == 1
+    assert "model 'popularity' needs interactions for the held-out items" in _fails(
+        ["train", "--set", "model=popularity", "--split", "item_cold", "--data-dir", str(data_root),
+         "--out", str(tmp_path / "cold")], capsys)
+    assert not (tmp_path / "cold").exists()
+
+
+def test_train_reports_user_errors(tmp_path, capsys):
+    assert "key 'num_layers': expected int, got 'many'" in _fails(
+        ["train", "--set", "num_layers=many", "--out", str(tmp_path / "x")], capsys)
+    assert "dataset ml-100k not found" in _fails(["train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "y")],
+                                                 capsys)
+    assert "unknown key 'num_layers' (value 2) for model 'autorec'" in _fails(
+        ["train", "--set", "model=autorec", "--set", "num_layers=2", "--out", str(tmp_path / "z")], capsys)

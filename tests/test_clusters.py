@@ -16,8 +16,8 @@ import yaml
 from jsonschema import ValidationError
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from raysearch.cli import _parser
-from raysearch.search_space import load_space
+from raysearch.cli import build_parser
+from raysearch.search.space import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTERS = ROOT / "clusters"
@@ -34,7 +34,7 @@ def header_commands(path: Path) -> list[str]:
 
 def check_tune_arguments(args: list[str]) -> None:
     """`raysearch tune` accepts the arguments and the search space they name is valid."""
-    parsed = _parser().parse_args(["tune", *args])
+    parsed = build_parser().parse_args(["tune", *args])
     assert parsed.space is not None
     load_space(ROOT / "search_spaces" / parsed.space.name)
 

@@ -1,4 +1,4 @@
-"""Faults injected for real (see tests/faults.py): a Train worker and the `raysearch tune` driver killed
+"""Faults injected for real (see raysearch/testing/faults.py): a Train worker and the `raysearch tune` driver killed
 with SIGKILL, a config whose loss turns NaN, the disk a search uses, and storage that is read-only or full.
 
 One 3-trial search on a tmpfs serves most tests: a worker of its first trial is killed after epoch 1
@@ -17,12 +17,12 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from faults import (DIVERGING_TEMPERATURE, best_config_matches, cli, disk_use, fill_and_resume, kill_driver_and_resume,
-                    result_lines, search_with_worker_kill, space_file, tmpfs, trial_dirs)
+from raysearch.testing.faults import (DIVERGING_TEMPERATURE, FIXED_BYTES, LOG_BYTES_PER_TRIAL, SEARCHED,
+                                      best_config_matches, cli, disk_use, fill_and_resume, kill_driver_and_resume,
+                                      result_lines, search_with_worker_kill, space_file, tmpfs, trial_dirs)
 
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 EPOCHS, KILL_AFTER, NUM_TO_KEEP, MAX_FAILURES = 5, 1, 1, 1  # smoke.yaml keeps max_failures at its default, 1
-PARAMS = ["contrastive_weight", "learning_rate", "num_layers", "temperature"]
-LOG_BYTES_PER_TRIAL, FIXED_BYTES = 256 * 1024, 256 * 1024  # documented in benchmarks/results/reliability.md
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_diverged_trial_ends_alone_and_is_never_best(faulty):
     assert (diverged["status"] == "ERROR").all() and (diverged["stopped_by"] == "diverged").all()
     assert diverged["error"].str.startswith("training diverged at epoch 1: the mean training loss is nan").all()
     assert (others["status"] == "TERMINATED").all() and others["error"].isna().all()
-    assert best_config_matches(experiment, PARAMS)
+    assert best_config_matches(experiment, SEARCHED)
     assert yaml.safe_load((experiment / "best_config.yaml").read_text())["temperature"] != DIVERGING_TEMPERATURE
 
 
@@ -137,4 +137,4 @@ def test_killed_driver_resumes_without_losing_trials(ray_address, data_root, tmp
     assert killed.lost == 0  # every trial finished before the kill is there with identical results
     assert killed.duplicated == 0 and killed.trial_folders == 4 and killed.study_trials == 4
     assert len(killed.trials) == 4 and (killed.trials["status"] == "TERMINATED").all()
-    assert best_config_matches(tmp_path / "storage" / "smoke", PARAMS)
+    assert best_config_matches(tmp_path / "storage" / "smoke", SEARCHED)

@@ -1,5 +1,5 @@
-"""Fuzzed user input (targets in tests/fuzzing.py): every case is accepted or rejected with the project's own
-error naming the file (and a line that exists); never a traceback, never code run by a YAML tag.
+"""Fuzzed user input (targets in raysearch/testing/fuzzing.py): every case is accepted or rejected with the
+project's own error naming the file (and a line that exists); never a traceback, never code run by a YAML tag.
 
 Derandomized with no example database, so CI tries the same cases on every run; ``benchmarks/fuzz.py``
 runs the same targets with many more cases and counts them.
@@ -14,10 +14,10 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 
-import fuzzing
 from raysearch.config import TrainConfig
-from raysearch.data import load_dataset
+from raysearch.data.movielens import load_dataset
 from raysearch.errors import ConfigError, DataError
+from raysearch.testing import fuzzing
 
 FUZZ = settings(max_examples=60, derandomize=True, database=None, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from raysearch.metrics import ranking_sums, sampled_sums, top_hits
+from raysearch.evaluation.metrics import ranking_sums, sampled_sums, top_hits
 
 
 def test_two_users_with_several_positives():

@@ -25,7 +25,7 @@ import yaml
 from raysearch import load_model
 from raysearch.config import TrainConfig
 
-pytestmark = pytest.mark.own_ray
+pytestmark = [pytest.mark.own_ray, pytest.mark.ray, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).parent / "ray")

@@ -21,11 +21,10 @@ from raysearch import load_model
 from raysearch.cli import main
 from raysearch.config import TrainConfig
 from raysearch.errors import RaysearchError
-from raysearch.storage import resolve
+from raysearch.search.storage import resolve
+from raysearch.testing.faults import Endpoint, free_port, s3_server, search_through_outage, space_file
 
-from faults import Endpoint, free_port, s3_server, search_through_outage, space_file
-
-pytestmark = pytest.mark.own_ray
+pytestmark = [pytest.mark.own_ray, pytest.mark.ray, pytest.mark.slow]
 
 SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
 BUCKET = "raysearch-test"

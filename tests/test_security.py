@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from raysearch import cli, load_model
-from raysearch.checkpoint import load_checkpoint
+from raysearch.atomic_files import atomic_copy_dir, atomic_write_text
 from raysearch.errors import DataError
 from raysearch.export import export_model
-from raysearch.files import atomic_copy_dir, atomic_write_text
+from raysearch.train.checkpoint import load_checkpoint
 
 PACKAGE = Path(__file__).resolve().parents[1] / "raysearch"
 

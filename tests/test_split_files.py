@@ -9,15 +9,15 @@ import pytest
 
 from raysearch import cli
 from raysearch.config import TrainConfig
+from raysearch.data.protocols import make_split
+from raysearch.data.split_files import SCHEMA, read_split, split_document, split_for, write_split
 from raysearch.errors import DataError
-from raysearch.search_space import load_space
-from raysearch.split_files import SCHEMA, read_split, split_document, split_for, write_split
-from raysearch.splits import make_split
-from raysearch.training import fit
+from raysearch.search.space import load_space
+from raysearch.train.fit import fit
 
 # A small config for ML-100K round trips: seconds per fit.
 FAST = dict(seed=7, epochs=2, embedding_dim=16, num_layers=1, batch_size=16384, num_negatives=4,
-            contrastive_pairs=128, topk=(10,), eval_batch_users=1024)
+            contrastive_pairs=128, topk=[10], eval_batch_users=1024)
 
 # Users 1-12 and items 101-110 (the tiny dataset's ids), with these 12 interactions by original id.
 HAND_PAIRS = [(1, 101), (1, 102), (1, 103), (2, 101), (2, 104), (3, 102), (3, 103), (3, 105),
@@ -172,7 +172,7 @@ def test_written_split_reproduces_the_run_exactly(ml100k, tmp_path, protocol):
     assert ("train" in document) == (protocol == "warm")  # the cold protocols write their cold ids only
     if protocol == "item_cold":
         assert document["cold_items"]["test"] == ml100k.item_ids[split.cold_items["test"]].tolist()
-    config = TrainConfig(split=protocol, **FAST)
+    config = TrainConfig.from_dict({"split": protocol, **FAST})
     read = split_for(dataclasses.replace(config, split_file=str(tmp_path / "split.json")), ml100k)
     for part in ("train", "valid", "test"):
         assert np.array_equal(read.part(part), split.part(part))  # same pairs, same order
@@ -231,7 +231,7 @@ def test_split_command_draws_a_split_file(data_root, tmp_path, capsys):
 
 
 def test_train_cli_round_trip_through_split_json(data_root, tmp_path, capsys):
-    fast = [f"--set={k}={list(v) if isinstance(v, tuple) else v}" for k, v in FAST.items()]
+    fast = [f"--set={k}={v}" for k, v in FAST.items()]
     common = ["--data-dir", str(data_root), "--threads", "1", *fast]
     assert cli.main(["train", "--split", "user_cold", "--out", str(tmp_path / "a"), *common]) == 0
     # protocol and dataset come from the file

@@ -1,5 +1,4 @@
-"""Baseline recommenders, each trained on the same splits and scored by the same evaluation function.
-
-``mf`` and ``lightgcn`` are configurations of :class:`raysearch.model.FusionGCN` (see
-:data:`raysearch.config.MODEL_PINS`); the modules here hold the models with their own training.
+"""Baseline recommenders with their own training, each through the shared loop of :mod:`raysearch.train.loop`
+and scored by the same evaluation function. ``mf`` and ``lightgcn`` are FusionGCN with pinned settings
+(:data:`raysearch.registry.MODELS`); every baseline is declared there.
 """

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raysearch.baselines.loop import Fitted, early_stopping, sgd_epoch
 from raysearch.config import TrainConfig
-from raysearch.data import Dataset
-from raysearch.splits import Split
+from raysearch.data.movielens import Dataset
+from raysearch.data.protocols import Split
+from raysearch.train.loop import Fitted, Reporter, fit_epochs, sgd_epoch
 
 
 class AutoRec(nn.Module):
@@ -29,7 +29,7 @@ class AutoRec(nn.Module):
         return self.decoder(torch.sigmoid(self.encoder(vectors)))
 
 
-def train(config: TrainConfig, dataset: Dataset, split: Split, reporter=None) -> Fitted:
+def train(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter | None = None) -> Fitted:
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = AutoRec(dataset.num_users, config.embedding_dim)
@@ -49,4 +49,4 @@ def train(config: TrainConfig, dataset: Dataset, split: Split, reporter=None) ->
         reconstruction = model(matrix).T  # [num_users, num_items]
         return lambda users, candidates: reconstruction[users][:, candidates]
 
-    return early_stopping(config, dataset, split, model, epoch, scorer, reporter)
+    return fit_epochs(config, dataset, split, model, epoch, scorer, reporter)

@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raysearch.baselines.loop import Fitted, early_stopping, sgd_epoch
 from raysearch.config import TrainConfig
-from raysearch.data import Dataset
-from raysearch.features import field_tensors
-from raysearch.model import FieldBags
-from raysearch.splits import Split
-from raysearch.training import NegativeSampler, training_items
+from raysearch.data.features import field_tensors
+from raysearch.data.movielens import Dataset
+from raysearch.data.protocols import Split
+from raysearch.model.fusion_gcn import FieldBags
+from raysearch.train.inputs import NegativeSampler, training_items
+from raysearch.train.loop import Fitted, Reporter, fit_epochs, sgd_epoch
 
 
 class Side(nn.Module):
@@ -84,11 +84,11 @@ def _expand(side: tuple[torch.Tensor, ...], dim: int) -> tuple[torch.Tensor, ...
     return tuple(t.unsqueeze(dim) for t in side)
 
 
-def train(config: TrainConfig, dataset: Dataset, split: Split, reporter=None) -> Fitted:
+def train(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter | None = None) -> Fitted:
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = DeepFM(dataset.num_users, dataset.num_items, [f.size for f in dataset.user_fields],
-                   [f.size for f in dataset.item_fields], config.embedding_dim, config.mlp_dims)
+                   [f.size for f in dataset.item_fields], config.embedding_dim, config.settings.mlp_dims)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     user_bags, item_bags = field_tensors(dataset.user_fields), field_tensors(dataset.item_fields)
     pairs = torch.as_tensor(split.train, dtype=torch.long)
@@ -108,8 +108,8 @@ def train(config: TrainConfig, dataset: Dataset, split: Split, reporter=None) ->
                                                             generator)]).T.reshape(-1)
         labels = torch.zeros(len(batch), 1 + config.num_negatives)
         labels[:, 0] = 1.0
-        logits = model.logits(model.users(ids(users, known_users, config.id_dropout), _take(user_bags, users)),
-                              model.items(ids(items, known_items, config.id_dropout), _take(item_bags, items)))
+        logits = model.logits(model.users(ids(users, known_users, config.settings.id_dropout), _take(user_bags, users)),
+                              model.items(ids(items, known_items, config.settings.id_dropout), _take(item_bags, items)))
         return F.binary_cross_entropy_with_logits(logits, labels.reshape(-1))
 
     def epoch() -> float:
@@ -127,7 +127,7 @@ def train(config: TrainConfig, dataset: Dataset, split: Split, reporter=None) ->
             return model.logits(_expand(user_side, 1), _expand(tuple(t[items] for t in item_side), 0))
         return score
 
-    return early_stopping(config, dataset, split, model, epoch, scorer, reporter)
+    return fit_epochs(config, dataset, split, model, epoch, scorer, reporter)
 
 
 def _take(bags: FieldBags, rows: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -12,19 +12,19 @@ every candidate of a user batch is then scored.
 
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
 import lightgbm
 import numpy as np
 import torch
 
-from raysearch.baselines.loop import Fitted, single_report
 from raysearch.config import TrainConfig
-from raysearch.data import Dataset
-from raysearch.features import Field
-from raysearch.splits import Split, eval_task
-from raysearch.training import NegativeSampler, training_items
+from raysearch.data.features import Field
+from raysearch.data.movielens import Dataset
+from raysearch.data.protocols import Split, eval_task
+from raysearch.evaluation.scoring import Scorer
+from raysearch.train.inputs import NegativeSampler, training_items
+from raysearch.train.loop import Fitted, Reporter, fit_once
 
 
 class PairFeatures:
@@ -89,8 +89,12 @@ def _labelled(features: PairFeatures, positives: np.ndarray, sampler: NegativeSa
                             free_raw_data=True)
 
 
-def train(config: TrainConfig, dataset: Dataset, split: Split, reporter=None) -> Fitted:
-    started = time.perf_counter()
+def train(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter | None = None) -> Fitted:
+    return fit_once(config, dataset, split, lambda: boost(config, dataset, split), reporter)
+
+
+def boost(config: TrainConfig, dataset: Dataset, split: Split) -> tuple[Scorer, dict]:
+    """Fit the booster, early-stopped on the validation pairs' log-loss: its scorer and its model text."""
     generator = torch.Generator().manual_seed(config.seed)
     features = PairFeatures(dataset, split.train, split.protocol)
     train_sampler = NegativeSampler(split.train, training_items(dataset, split), dataset.num_items)
@@ -100,15 +104,14 @@ def train(config: TrainConfig, dataset: Dataset, split: Split, reporter=None) ->
     train_set = _labelled(features, split.train, train_sampler, config.num_negatives, generator)
     valid_set = _labelled(features, split.valid, valid_sampler, config.num_negatives, generator)
     booster = lightgbm.train(
-        {"objective": "binary", "learning_rate": config.learning_rate, "num_leaves": config.num_leaves,
+        {"objective": "binary", "learning_rate": config.learning_rate, "num_leaves": config.settings.num_leaves,
          "seed": config.seed, "num_threads": torch.get_num_threads(), "verbose": -1, "deterministic": True,
          "force_row_wise": True},
-        train_set, num_boost_round=config.num_trees, valid_sets=[valid_set.set_reference(train_set)],
+        train_set, num_boost_round=config.settings.num_trees, valid_sets=[valid_set.set_reference(train_set)],
         callbacks=[lightgbm.early_stopping(20, verbose=False)])
 
     def score(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         rows = features.grid(users.numpy(), items.numpy())
         return torch.as_tensor(booster.predict(rows, raw_score=True), dtype=torch.float32).view(len(users), len(items))
 
-    return single_report(config, dataset, split, score, {"booster": booster.model_to_string()},
-                         time.perf_counter() - started, reporter)
+    return score, {"booster": booster.model_to_string()}

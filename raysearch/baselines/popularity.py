@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import time
-
 import torch
 
-from raysearch.baselines.loop import Fitted, single_report
 from raysearch.config import TrainConfig
-from raysearch.data import Dataset
-from raysearch.splits import Split
+from raysearch.data.movielens import Dataset
+from raysearch.data.protocols import Split
+from raysearch.evaluation.scoring import Scorer
+from raysearch.train.loop import Fitted, Reporter, fit_once
 
 
-def train(config: TrainConfig, dataset: Dataset, split: Split, reporter=None) -> Fitted:
-    started = time.perf_counter()
-    counts = torch.bincount(torch.as_tensor(split.train[:, 1]), minlength=dataset.num_items).float()
-    scorer = lambda users, items: counts[items].expand(len(users), -1)  # noqa: E731
-    return single_report(config, dataset, split, scorer, {"counts": counts}, time.perf_counter() - started, reporter)
+def train(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter | None = None) -> Fitted:
+    def fit() -> tuple[Scorer, dict]:
+        counts = torch.bincount(torch.as_tensor(split.train[:, 1]), minlength=dataset.num_items).float()
+        return (lambda users, items: counts[items].expand(len(users), -1)), {"counts": counts}
+
+    return fit_once(config, dataset, split, fit, reporter)

@@ -1,0 +1,2 @@
+"""``raysearch compare``: the runs to make (:mod:`.plan`), running them (:mod:`.runner`) and the report
+(:mod:`.report`)."""

@@ -1,0 +1,151 @@
+"""Every model, declared once: its name, what it is, its trainer, its own settings, defaults and pins,
+and the interactions it needs.
+
+Pure declarations: nothing here imports torch or a trainer. A spec names its training function as
+``"module:function"``, imported on first use, so LightGBM loads only when ``lightgbm`` trains.
+:mod:`raysearch.config` reads the specs to route a model's keys; this module never imports it.
+
+Adding a model: its settings class here (if it has keys of its own), its :class:`ModelSpec` in
+:data:`MODELS`, its module (a ``train(config, dataset, split, reporter=None) -> Fitted``) and its tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from raysearch.errors import check, check_choice
+
+SIDES = ("users", "items")  # what a model may need interactions for
+FUSIONS = ("attention", "mean", "none")  # FusionGCN's attribute fusion; "none" = IDs only
+
+
+class Settings:
+    """Base of the models' own settings (frozen dataclasses, one comment per field)."""
+
+    def needs(self) -> frozenset[str]:
+        """Sides these settings need training interactions for (beyond the spec's own ``needs``)."""
+        return frozenset()
+
+
+@dataclass(frozen=True)
+class NoSettings(Settings):
+    """A model with no keys of its own."""
+
+
+@dataclass(frozen=True)
+class GCNSettings(Settings):
+    """FusionGCN, its ablations, and the ID-only baselines built from its code (mf, lightgcn)."""
+
+    num_layers: int = 3  # graph convolution depth (0 = no graph)
+    fusion: str = "attention"  # attribute fields: attention (adaptive weights) | mean (equal weights) | none (IDs only)
+    rec_loss: str = "softmax"  # ranking loss: softmax (sampled softmax over the negatives) | bpr
+    contrastive_weight: float = 0.1  # lambda in L = L_rec + lambda * L_cl
+    temperature: float = 0.2  # InfoNCE temperature tau
+    contrastive_pairs: int = 512  # (user, item) pairs of each batch used as InfoNCE in-batch negatives (cost ~ square)
+    id_dropout: float = 0.2  # chance an entity's ID embedding is hidden in a step (teaches cold start)
+
+    def __post_init__(self) -> None:
+        check("num_layers", self.num_layers, 0 <= self.num_layers <= 8, "must be in 0..8")
+        check_choice("fusion", self.fusion, FUSIONS)
+        check_choice("rec_loss", self.rec_loss, ("bpr", "softmax"))
+        check("contrastive_weight", self.contrastive_weight, self.contrastive_weight >= 0, "must be >= 0")
+        check("temperature", self.temperature, self.temperature > 0, "must be > 0")
+        check("contrastive_pairs", self.contrastive_pairs, self.contrastive_pairs >= 1, "must be >= 1")
+        check("id_dropout", self.id_dropout, 0 <= self.id_dropout < 1, "must be in [0, 1)")
+        check("contrastive_weight", self.contrastive_weight, self.fusion != "none" or self.contrastive_weight == 0,
+              "needs attributes to contrast with: use contrastive_weight=0 with fusion=none")
+
+    def needs(self) -> frozenset[str]:
+        """IDs only: a user or item without interactions has nothing to be represented by."""
+        return frozenset(SIDES) if self.fusion == "none" else frozenset()
+
+
+@dataclass(frozen=True)
+class DeepFMSettings(Settings):
+    mlp_dims: tuple[int, ...] = (64, 32)  # hidden widths of the deep part
+    id_dropout: float = 0.2  # chance an ID is replaced by the shared "unknown" row in training
+
+    def __post_init__(self) -> None:
+        check("mlp_dims", self.mlp_dims, len(self.mlp_dims) > 0 and all(d >= 1 for d in self.mlp_dims),
+              "must be a non-empty list of widths >= 1")
+        check("id_dropout", self.id_dropout, 0 <= self.id_dropout < 1, "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class LightGBMSettings(Settings):
+    num_leaves: int = 31  # leaves per tree
+    num_trees: int = 500  # most boosting rounds (early-stopped on validation loss)
+
+    def __post_init__(self) -> None:
+        check("num_leaves", self.num_leaves, self.num_leaves >= 2, "must be >= 2")
+        check("num_trees", self.num_trees, self.num_trees >= 1, "must be >= 1")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model. ``defaults`` override the common keys' and the settings' own defaults wherever a config
+    is built from user values (``raysearch train``/``tune``/``compare``); ``pins`` are keys the model fixes."""
+
+    name: str
+    description: str  # one line, as the README's model table shows it
+    trainer: str  # "module:function" of train(config, dataset, split, reporter=None) -> Fitted
+    settings: type[Settings] = NoSettings
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    pins: Mapping[str, Any] = field(default_factory=dict)
+    needs: frozenset[str] = frozenset()  # sides it needs training interactions for, whatever its settings
+    data_parallel: bool = False  # trains through FusionGCN's epoch loop: DDP workers, resumable under Ray Train
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+        object.__setattr__(self, "pins", MappingProxyType(dict(self.pins)))
+
+    def settings_keys(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(self.settings))
+
+    def pinned(self, values: Mapping[str, Any]) -> Settings:
+        """The settings from ``values`` (the model's own keys) with the pins applied; a value that
+        contradicts a pin (neither the pin nor the settings' default) is an error."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self.settings)}
+        for key, pin in self.pins.items():
+            value = values.get(key, pin)
+            check(key, value, value in (pin, defaults[key]), f"contradicts model {self.name!r}, which fixes "
+                  f"{key}={pin!r}; remove the key or change the model")
+        return self.settings(**{**values, **self.pins})
+
+    def train(self, config: Any, dataset: Any, split: Any, reporter: Any = None) -> Any:
+        """Train with this model's trainer (imported now); a protocol it cannot serve is a ConfigError."""
+        module, _, function = self.trainer.partition(":")
+        return getattr(importlib.import_module(module), function)(config.require_scorable(), dataset, split, reporter)
+
+
+GCN_TRAINER = "raysearch.train.fusion_gcn:train"
+ID_ONLY = {"fusion": "none", "id_dropout": 0.0, "contrastive_weight": 0.0}  # no attributes, so nothing to contrast
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
+    ModelSpec("fusion_gcn", "ours (ID + adaptive field fusion → LGConv stack, cross-view InfoNCE)", GCN_TRAINER,
+              GCNSettings, data_parallel=True),
+    ModelSpec("mf", "matrix factorization, BPR (FusionGCN code with no attributes, no graph)", GCN_TRAINER,
+              GCNSettings, {"rec_loss": "bpr", "num_negatives": 4}, {**ID_ONLY, "num_layers": 0}, data_parallel=True),
+    ModelSpec("lightgcn", "LightGCN, BPR (PyG `LGConv` over ID embeddings)", GCN_TRAINER, GCNSettings,
+              {"rec_loss": "bpr", "num_negatives": 4}, ID_ONLY, data_parallel=True),
+    ModelSpec("deepfm", "DeepFM over IDs + the same attribute fields, BCE vs sampled negatives",
+              "raysearch.baselines.deepfm:train", DeepFMSettings,
+              {"embedding_dim": 16, "num_negatives": 4, "learning_rate": 0.001, "batch_size": 1024}),
+    ModelSpec("autorec", "I-AutoRec for implicit feedback", "raysearch.baselines.autorec:train",
+              defaults={"embedding_dim": 256, "learning_rate": 0.001, "weight_decay": 1e-5, "batch_size": 128},
+              needs=frozenset(SIDES)),
+    ModelSpec("lightgbm", "LightGBM classifier over fields + counts + user–genre affinity",
+              "raysearch.baselines.gbdt:train", LightGBMSettings,
+              {"learning_rate": 0.1, "num_negatives": 4, "num_trees": 200}),
+    ModelSpec("popularity", "training-interaction counts", "raysearch.baselines.popularity:train",
+              needs=frozenset({"items"})),
+)}
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The spec of model ``name``; an unknown name is a ConfigError listing the models."""
+    check_choice("model", name, tuple(MODELS))
+    return MODELS[name]

@@ -1,0 +1,206 @@
+"""Search spaces as YAML, validated against :class:`TrainConfig` before Ray starts.
+
+A space file has four parts (every key optional except ``params``)::
+
+    experiment: {name: default, num_samples: 16, max_concurrent_trials: 1, seed: 0}
+    scheduler: {grace_period: 2, reduction_factor: 2}          # ASHA on the reported epoch
+    resources: {workers_per_trial: 1, cpus_per_worker: 1.0, use_gpu: false,
+                num_to_keep: 2, max_failures: 1}
+    config: {dataset: ml-100k, split: warm, epochs: 30, metric: ndcg@10}   # fixed config keys
+    params:                                                     # searched config keys (of config.model)
+      learning_rate: {type: loguniform, low: 1.0e-4, high: 1.0e-1}
+      num_layers: {type: randint, low: 0, high: 4}              # both bounds included
+      temperature: {type: uniform, low: 0.05, high: 1.0}
+      embedding_dim: {type: choice, values: [32, 64]}
+
+The validation metric (``config.metric``, maximised) is declared once and drives TPE, ASHA, checkpoint
+retention and the best trial. Files load with ``yaml.safe_load`` only; every error names the file,
+the key and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from raysearch.config import Scaling, TrainConfig, coerce, key_types, read_yaml, resolve_split_file, type_name
+from raysearch.errors import ConfigError, RaysearchError, check
+from raysearch.search.storage import Location, local_copy
+
+SPACE_FILE = "search_space.yaml"  # the resolved space, saved in every experiment folder for --resume
+PARAM_TYPES = {"loguniform": ("low", "high"), "uniform": ("low", "high"), "randint": ("low", "high"),
+               "choice": ("values",)}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched config key: a distribution and its bounds (``randint`` includes ``high``)."""
+
+    key: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    values: tuple = ()
+
+    def to_tune(self) -> Any:
+        from ray import tune  # Ray stays at the edges: importing this module does not start it
+
+        if self.type == "loguniform":
+            return tune.loguniform(self.low, self.high)
+        if self.type == "uniform":
+            return tune.uniform(self.low, self.high)
+        if self.type == "randint":
+            return tune.randint(int(self.low), int(self.high) + 1)
+        return tune.choice(list(self.values))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str = "raysearch"  # folder under the storage path
+    num_samples: int = 16  # trials to run
+    max_concurrent_trials: int = 1  # trials at once (each with its own Train worker group)
+    seed: int = 0  # seeds the TPE sampler
+
+    def __post_init__(self) -> None:
+        check("name", self.name, self.name.isprintable() and "/" not in self.name and not self.name.startswith(".")
+              and 0 < len(self.name.encode()) <= 255, "must be a plain folder name")
+        check("num_samples", self.num_samples, self.num_samples >= 1, "must be >= 1")
+        check("max_concurrent_trials", self.max_concurrent_trials, self.max_concurrent_trials >= 1, "must be >= 1")
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    grace_period: int = 2  # epochs every trial runs before ASHA may stop it
+    reduction_factor: int = 2  # ASHA keeps 1/reduction_factor of trials at each rung
+
+    def __post_init__(self) -> None:
+        check("grace_period", self.grace_period, self.grace_period >= 1, "must be >= 1")
+        check("reduction_factor", self.reduction_factor, self.reduction_factor >= 2, "must be >= 2")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search: fixed config, searched params and how to run the trials."""
+
+    source: str
+    config: TrainConfig
+    params: tuple[Param, ...]
+    experiment: Experiment = field(default_factory=Experiment)
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    resources: Scaling = field(default_factory=Scaling)
+
+    @property
+    def metric(self) -> str:
+        """The reported key Tune optimises (always maximised)."""
+        return f"valid_{self.config.metric}"
+
+    def tune_space(self) -> dict[str, Any]:
+        return {p.key: p.to_tune() for p in self.params}
+
+    def trial_config(self, sampled: dict[str, Any]) -> TrainConfig:
+        """The fixed config with a trial's sampled values (numpy scalars become plain Python)."""
+        values = {k: v.item() if hasattr(v, "item") else v for k, v in sampled.items()}
+        return self.config.updated(values, source=f"{self.source} (trial)")
+
+    def to_document(self) -> dict[str, Any]:
+        """The YAML document that :func:`parse_space` turns back into this space."""
+        params = {p.key: {"type": p.type, "values": list(p.values)} if p.type == "choice"
+                  else {"type": p.type, "low": p.low, "high": p.high} for p in self.params}
+        return {"experiment": dataclasses.asdict(self.experiment), "scheduler": dataclasses.asdict(self.scheduler),
+                "resources": dataclasses.asdict(self.resources), "config": self.config.to_dict(), "params": params}
+
+    def with_overrides(self, assignments: list[str]) -> "SearchSpace":
+        """``--set key=value`` on top of the file: fixes ``key`` (and stops searching it)."""
+        config = self.config.with_overrides(assignments)
+        overridden = {a.partition("=")[0].strip() for a in assignments}
+        return dataclasses.replace(self, config=config, params=tuple(p for p in self.params if p.key not in overridden))
+
+    def with_resources(self, **changes: Any) -> "SearchSpace":
+        """Resources changed by the values that are not None (command-line flags left out are None)."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, resources=dataclasses.replace(self.resources, **given))
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate a search-space YAML file."""
+    path = Path(path)
+    document = read_yaml(path, "search space")
+    if isinstance(document, dict) and "config" in document:  # a relative split_file names a file next to the space
+        document = {**document, "config": resolve_split_file(document["config"], path.parent)}
+    return parse_space(document, str(path))
+
+
+def saved_space(experiment: Location) -> SearchSpace:
+    """The resolved space an experiment saved when it started, which ``--resume`` reuses."""
+    if not (experiment / SPACE_FILE).is_file():
+        raise RaysearchError(f"{experiment}: not a raysearch experiment folder (no {SPACE_FILE}) to resume")
+    with local_copy(experiment / SPACE_FILE) as path:
+        return load_space(path)
+
+
+def parse_space(document: Any, source: str) -> SearchSpace:
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(document).__name__}")
+    sections = {"experiment": Experiment, "scheduler": Scheduler, "resources": Scaling, "config": None, "params": None}
+    for key, value in document.items():
+        if key not in sections:
+            raise ConfigError(f"{source}: unknown section {key!r}; expected one of {', '.join(sections)}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: section {key!r} must be a mapping, got {value!r}")
+    config = TrainConfig.from_dict(document.get("config") or {}, source=f"{source}: config")
+    params = tuple(_param(key, spec, config.model, f"{source}: params.{key}")
+                   for key, spec in (document.get("params") or {}).items())
+    if not params:
+        raise ConfigError(f"{source}: params is empty; give at least one key to search")
+    space = SearchSpace(source, config, params,
+                        **{name: _section(cls, document.get(name) or {}, f"{source}: {name}")
+                           for name, cls in sections.items() if cls is not None})
+    if not config.spec.data_parallel and space.resources.workers_per_trial != 1:
+        raise ConfigError(f"{source}: resources.workers_per_trial = {space.resources.workers_per_trial}: model "
+                          f"{config.model!r} trains on one worker; set workers_per_trial: 1")
+    for p in params:  # every corner of the space must be a valid config
+        for corner in ({p.key: p.low}, {p.key: p.high}) if p.type != "choice" else ({p.key: v} for v in p.values):
+            try:
+                space.trial_config({k: int(v) if p.type == "randint" else v for k, v in corner.items()})
+            except ConfigError as err:
+                raise ConfigError(f"{source}: params.{p.key}: {err}".replace(f"{source} (trial): ", "")) from None
+    return space
+
+
+def _param(key: str, spec: Any, model: str, where: str) -> Param:
+    hints = key_types(model)
+    if key not in hints:
+        raise ConfigError(f"{where}: unknown parameter {key!r} for model {model!r}; searchable keys: {', '.join(hints)}")
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str) or spec["type"] not in PARAM_TYPES:
+        raise ConfigError(f"{where}: expected {{type: {'|'.join(PARAM_TYPES)}, ...}}, got {spec!r}")
+    kind = spec["type"]
+    wanted = set(PARAM_TYPES[kind]) | {"type"}
+    if set(spec) != wanted:
+        raise ConfigError(f"{where}: type {kind} takes keys {sorted(wanted)}, got {sorted(spec)}")
+    if kind == "choice":
+        values = spec["values"]
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}: values must be a non-empty list, got {values!r}")
+        return Param(key, kind, values=tuple(coerce(hints[key], v, f"{where}.values") for v in values))
+    low, high = (coerce(int if kind == "randint" else float, spec[b], f"{where}.{b}") for b in ("low", "high"))
+    if low >= high:
+        raise ConfigError(f"{where}: low must be < high, got low={low!r} high={high!r}")
+    if kind == "loguniform" and low <= 0:
+        raise ConfigError(f"{where}: loguniform needs low > 0, got low={low!r}")
+    if kind == "randint" and hints[key] is not int:
+        raise ConfigError(f"{where}: randint needs an integer key, {key!r} is {type_name(hints[key])}")
+    return Param(key, kind, low, high)
+
+
+def _section(cls: type, values: dict, where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(f"{where}: unknown key {key!r} (value {value!r}); known keys: {', '.join(hints)}")
+    try:
+        return cls(**{k: coerce(hints[k], v, f"{where}: key {k!r}") for k, v in values.items()})
+    except ConfigError as err:
+        raise ConfigError(str(err) if str(err).startswith(where) else f"{where}: {err}") from None

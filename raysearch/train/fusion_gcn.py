@@ -1,0 +1,151 @@
+"""FusionGCN's training (also ``mf`` and ``lightgcn``, the same code with attributes, ID dropout and the
+contrastive term pinned off): its epoch, run through the shared early-stopping loop by :func:`run_epochs`.
+
+Nothing here knows about Ray: the distributed trainer calls :func:`run_epochs` unchanged with its own
+rank, world size, model wrapper and reporter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from raysearch.config import TrainConfig
+from raysearch.data.movielens import Dataset
+from raysearch.data.protocols import Split
+from raysearch.errors import ConfigError
+from raysearch.evaluation.scoring import Scorer
+from raysearch.model.fusion_gcn import FusionGCN, Representations
+from raysearch.model.losses import bpr_loss, info_nce, sampled_softmax_loss
+from raysearch.train.checkpoint import make_checkpoint, model_args
+from raysearch.train.inputs import ModelInputs, NegativeSampler, training_items
+from raysearch.train.loop import Fitted, Progress, Reporter, early_stopping, sgd_epoch
+
+RANKING_LOSSES = {"bpr": bpr_loss, "softmax": sampled_softmax_loss}
+AUTOCAST_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DIVERGED_HINT = "try a lower learning_rate or contrastive_weight, or a higher temperature"
+
+
+@dataclass
+class Run:
+    """State of :func:`run_epochs` when it stops."""
+
+    model: FusionGCN  # the bare model (not wrapped), at its last epoch
+    inputs: ModelInputs
+    progress: Progress
+
+
+def build_model(config: TrainConfig, dataset: Dataset) -> FusionGCN:
+    return FusionGCN(**model_args(config, dataset))
+
+
+def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs: ModelInputs,
+                train: torch.Tensor, sampler: NegativeSampler, config: TrainConfig, generator: torch.Generator,
+                rank: int = 0, world_size: int = 1, scaler: torch.amp.GradScaler | None = None) -> float:
+    """One pass over this rank's shard of the shuffled training pairs; returns the mean loss.
+
+    Every rank gets the same number of batches (the remainder of the shuffle is dropped) so DDP
+    steps stay in lockstep; the full graph is propagated at every step. With ``config.mixed_precision``
+    the forward pass and loss run under ``torch.autocast``; ``scaler`` scales fp16 losses.
+    """
+    own = config.settings
+    order = torch.randperm(len(train), generator=generator)
+    order = order[: len(order) - len(order) % world_size][rank::world_size]
+    num_users = inputs.num_users
+
+    def loss(batch: torch.Tensor) -> torch.Tensor:
+        users, items = train[batch, 0], train[batch, 1]
+        negatives = sampler.sample(users.repeat_interleave(config.num_negatives), generator)
+        with torch.autocast(train.device.type, dtype=AUTOCAST_DTYPES[config.mixed_precision],
+                            enabled=config.mixed_precision != "off"):
+            reps = inputs.forward(model)
+            user_vec = reps.nodes[users]
+            negative_vec = reps.nodes[num_users + negatives].view(len(users), config.num_negatives, -1)
+            value = RANKING_LOSSES[own.rec_loss]((user_vec * reps.nodes[num_users + items]).sum(1),
+                                                 torch.einsum("bd,bkd->bk", user_vec, negative_vec))
+            if own.contrastive_weight > 0:
+                pairs = slice(0, own.contrastive_pairs)
+                value = value + own.contrastive_weight * cross_view_loss(
+                    reps, users[pairs], num_users + items[pairs], own.temperature)
+        return value
+
+    return sgd_epoch(model, optimizer, torch.split(order, config.batch_size), loss, scaler)
+
+
+def cross_view_loss(reps: Representations, users: torch.Tensor, item_nodes: torch.Tensor,
+                    temperature: float) -> torch.Tensor:
+    """InfoNCE across views for a batch of (user, positive item) pairs, in-batch negatives.
+
+    A user's graph view must pick out its item's attribute view among the batch's items (and back), and
+    a user's attribute view its item's graph view: exactly the scores a cold item or a cold user gets
+    at inference, so the attribute encoders learn to stand in for missing interactions.
+    """
+    return (info_nce(reps.nodes[users], reps.attributes[item_nodes], temperature)
+            + info_nce(reps.attributes[users], reps.nodes[item_nodes], temperature))
+
+
+@torch.no_grad()
+def model_scorer(model: FusionGCN, inputs: ModelInputs) -> Scorer:
+    """The model's ranking head over one inference-mode forward pass (IDs of known nodes always used)."""
+    model.eval()
+    reps = inputs.forward(model)
+    device = reps.nodes.device
+    return lambda users, items: model.score(reps, users.to(device), items.to(device)).cpu()
+
+
+def run_epochs(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter | None = None, *,
+               rank: int = 0, world_size: int = 1, wrap: Callable[[nn.Module], nn.Module] = lambda m: m,
+               resume: dict | None = None, device: torch.device | None = None) -> Run:
+    """FusionGCN through :func:`~raysearch.train.loop.early_stopping`, in-process or on a Ray Train worker.
+
+    Each epoch trains on this rank's shard (``wrap`` may make the model data-parallel); checkpoints are
+    :func:`~raysearch.train.checkpoint.make_checkpoint` dicts with the optimizer state. ``resume`` (such a
+    checkpoint) continues a run from its epoch; ``device`` is where the data goes (the model's own device
+    is ``wrap``'s business, e.g. ``ray.train.torch.prepare_model``).
+    """
+    torch.manual_seed(config.seed)
+    model = build_model(config, dataset)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    progress = Progress()
+    if resume is not None:
+        model.load_state_dict(resume["state_dict"])
+        optimizer.load_state_dict(resume["optimizer"])
+        progress = Progress(resume["epoch"], resume["metrics"]["best_epoch"], resume["metrics"]["best_value"])
+    generator = torch.Generator().manual_seed(config.seed + progress.epoch)
+    trained = wrap(model)
+    device = device or torch.device("cpu")
+    if config.mixed_precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"mixed_precision=fp16 needs a CUDA device (training runs on {device.type}); "
+                          "use bf16 or off")
+    scaler = torch.amp.GradScaler(device.type, enabled=config.mixed_precision == "fp16")
+    inputs = ModelInputs.build(dataset, split.train).to(device)
+    train = torch.as_tensor(split.train, dtype=torch.long, device=device)
+    sampler = NegativeSampler(split.train, training_items(dataset, split), dataset.num_items, device)
+    progress = early_stopping(
+        config, dataset, split,
+        lambda: train_epoch(trained, optimizer, inputs, train, sampler, config, generator, rank, world_size, scaler),
+        lambda: model_scorer(model, inputs),
+        lambda epoch, metrics: make_checkpoint(model, config, dataset, train, epoch, metrics, optimizer),
+        reporter, hint=DIVERGED_HINT, progress=progress)
+    return Run(model, inputs, progress)
+
+
+def train(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter | None = None) -> Fitted:
+    """The registry's trainer of the FusionGCN family: the best epoch's model, its scorer and fusion weights."""
+    run = run_epochs(config, dataset, split, reporter)
+    best = run.progress.best_checkpoint(config.metric)
+    run.model.load_state_dict(best["state_dict"])
+    return Fitted(model_scorer(run.model, run.inputs), best["epoch"], run.progress.history, best,
+                  fusion_weights(run.model, run.inputs) if run.model.fusions else {})
+
+
+@torch.no_grad()
+def fusion_weights(model: FusionGCN, inputs: ModelInputs) -> dict[str, np.ndarray]:
+    """Per-entity attention weights over attribute fields: ``user`` [U, F_u] and ``item`` [I, F_i]."""
+    model.eval()
+    reps = inputs.forward(model)
+    return {"user": reps.user_weights.cpu().numpy(), "item": reps.item_weights.cpu().numpy()}

@@ -1,0 +1,66 @@
+"""What training and scoring take besides the model: the training graph with the attribute bags, the
+negative sampler, and the items a training step may touch. Shared by FusionGCN, the baselines and export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from raysearch.data.features import field_tensors
+from raysearch.data.movielens import Dataset
+from raysearch.data.protocols import Split
+from raysearch.model.fusion_gcn import Representations
+from raysearch.model.graph import bipartite_adjacency
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """What every forward pass takes: the training graph and the attribute bags."""
+
+    adjacency: torch.Tensor  # sparse CSR [N, N], symmetric-normalised
+    known: torch.Tensor  # bool [N]: node has a training edge
+    user_bags: list[tuple[torch.Tensor, torch.Tensor]]
+    item_bags: list[tuple[torch.Tensor, torch.Tensor]]
+
+    @classmethod
+    def build(cls, dataset: Dataset, train: np.ndarray) -> "ModelInputs":
+        adjacency, known = bipartite_adjacency(train, dataset.num_users, dataset.num_items)
+        return cls(adjacency, known, field_tensors(dataset.user_fields), field_tensors(dataset.item_fields))
+
+    def to(self, device: torch.device) -> "ModelInputs":
+        move = lambda bags: [(t.to(device), o.to(device)) for t, o in bags]  # noqa: E731
+        return ModelInputs(self.adjacency.to(device), self.known.to(device), move(self.user_bags), move(self.item_bags))
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_bags[0][1])
+
+    def forward(self, model: torch.nn.Module) -> Representations:
+        return model(self.adjacency, self.known, self.user_bags, self.item_bags)
+
+
+class NegativeSampler:
+    """Uniform negatives from the items allowed in training, redrawn when they hit a training positive."""
+
+    def __init__(self, train: np.ndarray, pool: np.ndarray, num_items: int, device: torch.device | None = None) -> None:
+        self.num_items = num_items
+        self.pool = torch.as_tensor(pool, dtype=torch.long, device=device)
+        self.positives = torch.sort(torch.as_tensor(train[:, 0] * num_items + train[:, 1], device=device)).values
+
+    def sample(self, users: torch.Tensor, generator: torch.Generator, retries: int = 5) -> torch.Tensor:
+        items = self.pool[torch.randint(len(self.pool), users.shape, generator=generator).to(self.pool.device)]
+        for _ in range(retries):
+            keys = users * self.num_items + items
+            found = torch.searchsorted(self.positives, keys).clamp(max=len(self.positives) - 1)
+            clash = self.positives[found] == keys
+            if not clash.any():
+                break
+            items[clash] = self.pool[torch.randint(len(self.pool), (int(clash.sum()),), generator=generator).to(self.pool.device)]
+        return items
+
+
+def training_items(dataset: Dataset, split: Split) -> np.ndarray:
+    """Items a training step may touch: all but the cold items of the split."""
+    return np.setdiff1d(np.arange(dataset.num_items), np.concatenate(list(split.cold_items.values())))

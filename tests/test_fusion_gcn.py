@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from raysearch.config import TrainConfig
+from raysearch.data.protocols import make_split
+from raysearch.model.fusion_gcn import AdaptiveFusion, FusionGCN
+from raysearch.model.losses import bpr_loss
+from raysearch.train.fusion_gcn import build_model, cross_view_loss
+from raysearch.train.inputs import ModelInputs
+
+
+@pytest.mark.parametrize("num_layers", [0, 1, 2, 4])
+def test_shapes_and_fusion_weights(tiny, num_layers):
+    config = TrainConfig.from_dict({"embedding_dim": 8, "num_layers": num_layers})
+    model = build_model(config, tiny).eval()
+    split = make_split(tiny, "warm", 0)
+    reps = ModelInputs.build(tiny, split.train).forward(model)
+    assert reps.nodes.shape == (tiny.num_users + tiny.num_items, 8)
+    assert reps.attributes.shape == reps.nodes.shape
+    assert reps.user_weights.shape == (tiny.num_users, 2) and reps.item_weights.shape == (tiny.num_items, 2)
+    assert torch.allclose(reps.user_weights.sum(1), torch.ones(tiny.num_users))
+    assert reps.user_weights.std(0).max() > 0  # weights differ between entities
+    scores = model.score(reps, torch.tensor([0, 1]), torch.arange(tiny.num_items))
+    assert scores.shape == (2, tiny.num_items)
+
+
+def test_mean_fusion_weighs_every_field_alike():
+    fusion = AdaptiveFusion([3, 4], 8, attention=False)
+    bags = [(torch.tensor([1, 2]), torch.tensor([0, 1])), (torch.tensor([3, 0]), torch.tensor([0, 1]))]
+    fused, weights = fusion(bags)
+    assert fused.shape == (2, 8) and torch.equal(weights, torch.full((2, 2), 0.5))
+
+
+def test_ids_only_model_has_no_fusion_and_rejects_unknown_fusions(tiny):
+    model = build_model(TrainConfig.from_dict({"fusion": "none", "contrastive_weight": 0}), tiny)
+    assert len(model.fusions) == 0
+    with pytest.raises(ValueError, match="fusion must be one of attention, mean, none"):
+        FusionGCN(2, 2, [2], [2], fusion="sum")
+
+
+def test_cold_items_are_represented_by_their_attributes(tiny):
+    model = build_model(TrainConfig.from_dict({"embedding_dim": 8}), tiny).eval()
+    split = make_split(tiny, "item_cold", 0)
+    inputs = ModelInputs.build(tiny, split.train)
+    reps = inputs.forward(model)
+    cold = torch.as_tensor(split.cold_items["test"]) + tiny.num_users
+    assert not inputs.known[cold].any()
+    assert torch.equal(reps.nodes[cold], reps.attributes[cold])
+    assert reps.nodes[cold].norm(dim=1).min() > 0
+
+
+def test_gradients_reach_every_parameter(tiny):
+    model = build_model(TrainConfig.from_dict({"embedding_dim": 8, "num_layers": 2}), tiny).train()
+    split = make_split(tiny, "warm", 0)
+    reps = ModelInputs.build(tiny, split.train).forward(model)
+    users, items = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]) + tiny.num_users
+    loss = bpr_loss((reps.nodes[users] * reps.nodes[items]).sum(1), torch.zeros(3)) + cross_view_loss(reps, users, items, 0.2)
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name

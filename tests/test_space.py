@@ -1,0 +1,97 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from raysearch.errors import ConfigError
+from raysearch.registry import MODELS
+from raysearch.search.space import load_space, parse_space
+
+SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+
+
+@pytest.mark.parametrize("name", ["default", "cold_start", "smoke"])
+def test_shipped_spaces_validate(name):
+    space = load_space(SPACES / f"{name}.yaml")
+    assert {"contrastive_weight", "learning_rate", "num_layers", "temperature"} <= {p.key for p in space.params}
+    assert space.metric == "valid_ndcg@10"
+    assert (SPACES / f"{name}.yaml").read_text().startswith("#") and "raysearch tune --space" in (SPACES / f"{name}.yaml").read_text()
+
+
+def _write(tmp_path, document) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(document if isinstance(document, str) else yaml.safe_dump(document))
+    return path
+
+
+BASE = {"config": {"epochs": 5}, "params": {"learning_rate": {"type": "loguniform", "low": 1e-3, "high": 1e-1}}}
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"params": {"learning_rte": {"type": "uniform", "low": 0.1, "high": 0.2}}}, "params.learning_rte: unknown parameter 'learning_rte'"),
+    ({"params": {"num_layers": {"type": "randint", "low": "one", "high": 3}}}, "params.num_layers.low: expected int, got 'one'"),
+    ({"params": {"temperature": {"type": "uniform", "low": 0.5, "high": 0.5}}}, "params.temperature: low must be < high, got low=0.5 high=0.5"),
+    ({"params": {"learning_rate": {"type": "loguniform", "low": 0, "high": 0.1}}}, "params.learning_rate: loguniform needs low > 0, got low=0.0"),
+    ({"params": {"embedding_dim": {"type": "choice", "values": []}}}, "params.embedding_dim: values must be a non-empty list, got []"),
+    ({"params": {"embedding_dim": {"type": "normal", "mu": 1}}}, "params.embedding_dim: expected {type: loguniform|uniform|randint|choice"),
+    ({"params": {"temperature": {"type": "uniform", "low": -1.0, "high": 0.5}}}, "params.temperature: key 'temperature' = -1.0 must be > 0"),
+    ({"config": {"metric": "auc@10"}}, "config: key 'metric' = 'auc@10' must be one of"),
+    ({"config": {"epochs": "ten"}}, "config: key 'epochs': expected int, got 'ten'"),
+    ({"resources": {"workers_per_trial": 0}}, "resources: key 'workers_per_trial' = 0 must be >= 1"),
+    ({"scheduler": {"grace": 1}}, "scheduler: unknown key 'grace'"),
+    ({"experiment": {"name": "../up"}}, "experiment: key 'name' = '../up' must be a plain folder name"),
+    ({"extra": {}}, "unknown section 'extra'"),
+    ({"params": {}}, "params is empty"),
+])
+def test_bad_spaces_name_file_key_and_value(tmp_path, change, fragment):
+    path = _write(tmp_path, {**BASE, **change})
+    with pytest.raises(ConfigError) as err:
+        load_space(path)
+    assert str(err.value).startswith(str(path)) and fragment in str(err.value)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("- a\n- b\n", "expected a mapping at the top level, got list"),
+    ("params: [1, 2\n", "not valid YAML"),
+    ("!!python/object/apply:os.system ['echo pwned']\n", "not valid YAML"),
+])
+def test_malformed_documents_never_execute(tmp_path, text, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        load_space(_write(tmp_path, text))
+
+
+def test_overrides_fix_a_key_and_stop_searching_it(tmp_path):
+    space = load_space(SPACES / "default.yaml").with_overrides(["num_layers=1", "epochs=2"])
+    assert space.config.settings.num_layers == 1 and space.config.epochs == 2
+    assert "num_layers" not in {p.key for p in space.params}
+    config = space.trial_config({"learning_rate": 0.01, "contrastive_weight": 0.2, "temperature": 0.1})
+    assert config.learning_rate == 0.01 and config.settings.num_layers == 1
+
+
+def test_document_round_trip():
+    space = load_space(SPACES / "cold_start.yaml")
+    again = parse_space(yaml.safe_load(yaml.safe_dump(space.to_document(), sort_keys=False)), "copy")
+    assert again.params == space.params and again.config == space.config and again.resources == space.resources
+
+
+@pytest.mark.parametrize("path", sorted((SPACES / "baselines").glob("*.yaml")), ids=lambda p: p.stem)
+def test_baseline_spaces_fix_only_what_the_registry_does_not(path):
+    """Each baseline space names its model and leaves the model's defaults to the registry."""
+    document = yaml.safe_load(path.read_text())
+    space = load_space(path)
+    spec = MODELS[path.stem]
+    assert document["config"]["model"] == spec.name and space.config.model == spec.name
+    assert not {k for k, v in spec.defaults.items() if document["config"].get(k) == v}
+    assert all(space.config.to_dict()[k] == v for k, v in spec.defaults.items() if k not in {p.key for p in space.params})
+
+
+def test_params_are_the_chosen_models_keys(tmp_path):
+    path = _write(tmp_path, {"config": {"model": "autorec"},
+                             "params": {"num_layers": {"type": "randint", "low": 1, "high": 3}}})
+    with pytest.raises(ConfigError, match="params.num_layers: unknown parameter 'num_layers' for model 'autorec'; "
+                                          "searchable keys: model, dataset"):
+        load_space(path)
+    path = _write(tmp_path, {"config": {"model": "deepfm"}, "resources": {"workers_per_trial": 2},
+                             "params": {"mlp_dims": {"type": "choice", "values": [[8], [16, 8]]}}})
+    with pytest.raises(ConfigError, match="workers_per_trial = 2: model 'deepfm' trains on one worker"):
+        load_space(path)

@@ -1,0 +1,79 @@
+"""The Ray search end to end, on one local Ray shared by the test run (2 logical CPUs)."""
+
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from raysearch import load_model
+from raysearch.config import TrainConfig
+from raysearch.data.protocols import eval_task
+from raysearch.data.split_files import read_split
+from raysearch.errors import RaysearchError
+from raysearch.evaluation.scoring import evaluate
+from raysearch.export import export_model
+from raysearch.search.space import load_space
+from raysearch.search.tuning import search
+from raysearch.testing.faults import SMOKE
+from raysearch.train.fusion_gcn import model_scorer
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def smoke(ray_address, ml100k, tmp_path_factory):
+    """A 4-trial smoke search, 2 DDP workers per trial (search_spaces/smoke.yaml)."""
+    storage = tmp_path_factory.mktemp("storage")
+    return Path(search(load_space(SMOKE), ml100k, storage, "smoke").path)
+
+
+def test_every_trial_finishes_and_asha_stops_some(smoke):
+    trials = pd.read_csv(smoke / "trials.csv")
+    assert len(trials) == 4 and trials["trial_id"].is_unique
+    assert (trials["status"] == "TERMINATED").all()
+    assert (trials["stopped_by"] == "asha").any()
+    assert ((trials["epochs_run"] >= 1) & (trials["epochs_run"] <= 3)).all()
+    best = trials.loc[trials["best_value"].idxmax()]
+    header = (smoke / "best_config.yaml").read_text().splitlines()[0]
+    assert best["trial_id"] in header
+    config = TrainConfig.from_yaml(smoke / "best_config.yaml")
+    assert config.learning_rate == pytest.approx(best["param_learning_rate"])
+    assert (smoke / "summary.md").read_text().count(str(best["trial_id"])) == 1
+    study = optuna.load_study(study_name="smoke", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(smoke / "optuna.journal"))))
+    assert len(study.trials) == 4
+
+
+def test_exported_model_reproduces_the_best_validation_metric(smoke, ml100k, tmp_path):
+    trials = pd.read_csv(smoke / "trials.csv")
+    out = tmp_path / "model"
+    export_model(smoke, out)
+    checkpoint = torch.load(out / "model.pt", weights_only=True)
+    assert checkpoint["optimizer"] is None and checkpoint["metrics"]["best_value"] == pytest.approx(trials["best_value"].max())
+    recommender = load_model(out)
+    split = read_split(smoke / "split.json", ml100k)  # the split every trial trained on
+    metrics = evaluate(model_scorer(recommender.model, recommender.inputs), eval_task(split, "valid"),
+                       ml100k.num_items, recommender.config.topk, 512)
+    assert metrics[recommender.config.metric] == pytest.approx(trials["best_value"].max(), abs=1e-4)
+    top = recommender.recommend(1, 10)
+    seen = set(ml100k.item_ids[split.train[split.train[:, 0] == 0, 1]])
+    assert len(top) == 10 and not seen & {r.item_id for r in top}
+    assert len(recommender.recommend_for_attributes({"gender": "F", "age": "25", "occupation": "writer", "zip": "55455"}, 5)) == 5
+
+
+def test_tensorboard_events_carry_hparams(smoke):
+    files = sorted(smoke.glob("run_trial_*/events.out.tfevents.*"))
+    assert len(files) == 4
+    for file in files:
+        events = EventAccumulator(str(file))
+        events.Reload()
+        assert "ray/tune/valid_ndcg_10" in events.Tags()["scalars"]
+        assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+
+
+def test_a_second_search_with_the_same_name_is_refused(smoke, ml100k):
+    with pytest.raises(RaysearchError, match="an experiment with this name exists"):
+        search(load_space(SMOKE), ml100k, smoke.parent, "smoke")
