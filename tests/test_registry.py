@@ -4,15 +4,12 @@ import dataclasses
 import importlib
 import inspect
 import re
-from pathlib import Path
 
 import pytest
 
 from raysearch.config import TrainConfig, key_types
 from raysearch.errors import ConfigError
 from raysearch.registry import MODELS, SIDES, Settings, model_spec
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -48,10 +45,3 @@ def test_every_settings_field_has_a_comment():
 def test_unknown_model_lists_the_models():
     with pytest.raises(ConfigError, match="key 'model' = 'knn' must be one of fusion_gcn, mf, lightgcn, deepfm"):
         model_spec("knn")
-
-
-def test_readme_model_table_is_the_registry():
-    """Every model with its one-line description, in registry order."""
-    rows = re.findall(r"^\| `(\w+)` \| (.+?) \|", (ROOT / "README.md").read_text(), re.M)
-    assert [(name, text) for name, text in rows if name in MODELS] == \
-        [(name, spec.description) for name, spec in MODELS.items()]

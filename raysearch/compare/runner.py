@@ -152,14 +152,13 @@ def read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 
 
-
 def run_comparison(out: Path, *, dataset: str, splits: list[str], models: list[str], seeds: int,
                    config_from: list[Path], ablations: bool, lr_split: str | None, overrides: list[str],
                    split_file: Path | None, data_dir: str | None, workers: int, threads: int, download: bool = False,
                    address: str | None = None, run: bool = True, command: str = "") -> Path:
-    """``raysearch compare``: plan the runs (a ``split_file``'s protocol and dataset replace ``splits`` and
-    ``dataset``), run those not yet in ``out`` (none unless ``run``; the dataset fetched first if ``download``),
-    write the report; returns its path."""
+    """``raysearch compare``: plan the runs of ``models`` (empty: every registered model; a ``split_file``'s
+    protocol and dataset replace ``splits`` and ``dataset``), run those not yet in ``out`` (none unless ``run``;
+    the dataset fetched first if ``download``), write the report; returns its path."""
     from_file = split_file_settings(split_file) if split_file else {}
     splits = [from_file["split"]] if from_file else splits
     for split in splits:
