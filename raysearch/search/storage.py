@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
+import pyarrow
 import pyarrow.fs as pafs
 
 from raysearch.atomic_files import atomic_copy_dir, atomic_write_text
@@ -125,7 +126,7 @@ def resolve(target: str | os.PathLike | Location, endpoint: str | None = None) -
                         path, "s3")
     try:
         fs, _ = pafs.FileSystem.from_uri(text)
-    except (pafs.ArrowException, ValueError, OSError) as err:
+    except (pyarrow.ArrowException, ValueError, OSError) as err:
         raise RaysearchError(f"{text}: unsupported storage URI ({err})") from None
     return Location(fs, path, uri.scheme)
 
