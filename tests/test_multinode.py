@@ -8,6 +8,7 @@ only one Ray may be alive on a machine, and it stops every process its cluster s
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -96,7 +97,8 @@ def cluster(data_root, tmp_path_factory):
     gcs, dashboard_port, client, head_agent, worker_agent = free_ports(5)
     dashboard = f"http://127.0.0.1:{dashboard_port}"
     env = {**os.environ, "RAYSEARCH_DATA_DIR": str(data_root), "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "60",
-           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}  # the token `ray start` writes to ~/.ray
+           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # the cluster's own token: a fresh HOME has no ~/.ray/auth_token
     logs = tmp_path_factory.mktemp("ray-start")
     # The second node's own temp dir, as on a separate machine: sharing the head's /tmp/ray, its runtime-env
     # agent would unpack the job's working dir over the one the driver runs in. Short: it holds sockets.
