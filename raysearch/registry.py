@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Mapping
 
 from raysearch.errors import check, check_choice
@@ -98,10 +97,6 @@ class ModelSpec:
     pins: Mapping[str, Any] = field(default_factory=dict)
     needs: frozenset[str] = frozenset()  # sides it needs training interactions for, whatever its settings
     data_parallel: bool = False  # trains through FusionGCN's epoch loop: DDP workers, resumable under Ray Train
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
-        object.__setattr__(self, "pins", MappingProxyType(dict(self.pins)))
 
     def settings_keys(self) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(self.settings))
