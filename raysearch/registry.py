@@ -85,6 +85,52 @@ class LightGBMSettings(Settings):
 
 
 @dataclass(frozen=True)
+class DUIFSettings(Settings):
+    hidden: int = 256  # width of the content tower's hidden layer
+
+    def __post_init__(self) -> None:
+        check("hidden", self.hidden, self.hidden >= 1, "must be >= 1")
+
+
+@dataclass(frozen=True)
+class DropoutNetSettings(Settings):
+    hidden: tuple[int, ...] = (200, 100)  # widths of each tower's Linear + BatchNorm + tanh layers (the paper's)
+    dropout: float = 0.5  # chance a pair's user (and, independently, item) preference input is zeroed in training
+    backbone_epochs: int = 20  # epochs of the BPR-MF backbone that gives the warm preference vectors
+
+    def __post_init__(self) -> None:
+        check("hidden", self.hidden, len(self.hidden) > 0 and all(d >= 1 for d in self.hidden),
+              "must be a non-empty list of widths >= 1")
+        check("dropout", self.dropout, 0 <= self.dropout < 1, "must be in [0, 1)")
+        check("backbone_epochs", self.backbone_epochs, self.backbone_epochs >= 1, "must be >= 1")
+
+
+@dataclass(frozen=True)
+class CLCRecSettings(Settings):
+    hidden: int = 256  # width of the content encoder's hidden layer
+    temperature: float = 0.2  # tau of both InfoNCE terms
+    contrastive_weight: float = 0.5  # lambda: L = lambda L_content + (1 - lambda) L_rank
+    mix_ratio: float = 0.5  # chance a content-side vector in L_rank is its encoding instead of its ID embedding
+    norm_weight: float = 0.0  # weight of the mean embedding norm (the paper's regulariser)
+
+    def __post_init__(self) -> None:
+        check("hidden", self.hidden, self.hidden >= 1, "must be >= 1")
+        check("temperature", self.temperature, self.temperature > 0, "must be > 0")
+        check("contrastive_weight", self.contrastive_weight, 0 <= self.contrastive_weight <= 1, "must be in [0, 1]")
+        check("mix_ratio", self.mix_ratio, 0 <= self.mix_ratio <= 1, "must be in [0, 1]")
+        check("norm_weight", self.norm_weight, self.norm_weight >= 0, "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ContentKNNSettings(Settings):
+    neighbours: tuple[int, ...] = (10, 20, 50, 100, 200)  # k tried; the validation part picks one
+
+    def __post_init__(self) -> None:
+        check("neighbours", self.neighbours, len(self.neighbours) > 0 and min(self.neighbours) >= 1,
+              "must be a non-empty list of k >= 1")
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One model. ``defaults`` override the common keys' and the settings' own defaults wherever a config
     is built from user values (``raysearch train``/``tune``/``compare``); ``pins`` are keys the model fixes."""
@@ -137,6 +183,14 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               {"learning_rate": 0.1, "num_negatives": 4, "num_trees": 200}),
     ModelSpec("popularity", "training-interaction counts", "raysearch.baselines.popularity:train",
               needs=frozenset({"items"})),
+    ModelSpec("dropoutnet", "DropoutNet: BPR-MF preference + content towers, preference dropout, MSE to warm scores",
+              "raysearch.baselines.dropoutnet:train", DropoutNetSettings, {"learning_rate": 0.001, "num_negatives": 4}),
+    ModelSpec("clcrec", "CLCRec: content encoder aligned to ID embeddings by InfoNCE, hybrid ranking InfoNCE",
+              "raysearch.baselines.clcrec:train", CLCRecSettings, {"learning_rate": 0.001, "num_negatives": 128}),
+    ModelSpec("duif", "DUIF-style content tower: cold side from attributes only (MLP), sampled softmax",
+              "raysearch.baselines.duif:train", DUIFSettings, {"learning_rate": 0.001}),
+    ModelSpec("content_knn", "content-KNN: neighbours by attribute cosine similarity, k chosen on validation",
+              "raysearch.baselines.content_knn:train", ContentKNNSettings),
 )}
 
 

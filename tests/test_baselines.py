@@ -19,8 +19,9 @@ from raysearch.testing.datasets import tiny_dataset
 SMALL = {"embedding_dim": 8, "batch_size": 64, "epochs": 40, "patience": 10, "topk": [5], "metric": "ndcg@5",
          "eval_batch_users": 16, "text_buckets": 16, "learning_rate": 0.05}
 OWN = {"deepfm": {"mlp_dims": [16]}, "lightgbm": {"num_trees": 50, "num_leaves": 4, "learning_rate": 0.2},
-       "autorec": {"embedding_dim": 16, "batch_size": 8}}
-ATTRIBUTE_AWARE = ("fusion_gcn", "deepfm", "lightgbm")
+       "autorec": {"embedding_dim": 16, "batch_size": 8}, "duif": {"hidden": 16}, "clcrec": {"hidden": 16},
+       "dropoutnet": {"hidden": [16], "backbone_epochs": 20}, "content_knn": {"neighbours": [3, 10]}}
+ATTRIBUTE_AWARE = ("fusion_gcn", "deepfm", "lightgbm", "duif", "clcrec", "dropoutnet", "content_knn")
 
 
 @pytest.fixture(scope="module")

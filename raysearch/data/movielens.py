@@ -7,10 +7,11 @@ user or item id listed twice in an attribute file is an error naming both lines.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ import pandas as pd
 from raysearch.data import features
 from raysearch.data.downloads import data_root, dataset_dir
 from raysearch.data.features import Field
-from raysearch.errors import DataError
+from raysearch.errors import ConfigError, DataError
 
 AGE_GROUPS = {1: "under 18", 18: "18-24", 25: "25-34", 35: "35-44", 45: "45-49", 50: "50-55", 56: "56+"}
 ML1M_OCCUPATIONS = (
@@ -50,6 +51,20 @@ class Dataset:
     def num_items(self) -> int:
         return len(self.item_ids)
 
+    def with_fields(self, user_fields: Sequence[str], item_fields: Sequence[str]) -> "Dataset":
+        """This dataset with only the named attribute fields, in that order; an unknown name is a ConfigError
+        naming the key, the value and the fields there are."""
+        chosen = []
+        for key, names, fields in (("user_fields", user_fields, self.user_fields),
+                                   ("item_fields", item_fields, self.item_fields)):
+            by_name = {f.name: f for f in fields}
+            unknown = [n for n in names if n not in by_name]
+            if unknown:
+                raise ConfigError(f"key {key!r}: {self.name} has no field {unknown[0]!r}; its fields: "
+                                  f"{', '.join(by_name)}")
+            chosen.append(tuple(by_name[n] for n in names))
+        return dataclasses.replace(self, user_fields=chosen[0], item_fields=chosen[1])
+
 
 def load_dataset(name: str, directory: Path, rating_threshold: float = 0.0, text_buckets: int = 1024) -> Dataset:
     """Load ``ml-100k`` or ``ml-1m`` from the folder holding its original files."""
@@ -61,10 +76,11 @@ def load_dataset(name: str, directory: Path, rating_threshold: float = 0.0, text
 
 
 def load_for(config: Any, data_dir: str | Path | None = None, download: bool = False) -> Dataset:
-    """The dataset a config names (its ``dataset``, ``rating_threshold`` and ``text_buckets``), from
-    ``data_dir`` (see :func:`~raysearch.data.downloads.data_root`), fetched first if asked and missing."""
+    """The dataset a config names (its ``dataset``, ``rating_threshold``, ``text_buckets`` and attribute fields),
+    from ``data_dir`` (see :func:`~raysearch.data.downloads.data_root`), fetched first if asked and missing."""
     folder = dataset_dir(config.dataset, data_root(data_dir), download=download)
-    return load_dataset(config.dataset, folder, config.rating_threshold, config.text_buckets)
+    dataset = load_dataset(config.dataset, folder, config.rating_threshold, config.text_buckets)
+    return dataset.with_fields(config.user_fields, config.item_fields)
 
 
 def read_table(path: Path, sep: str, widths: tuple[int, ...], encoding: str = "utf-8",
