@@ -3,6 +3,8 @@ evaluation path; a model that cannot place the held-out entities says so."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -95,3 +97,56 @@ def test_every_model_is_scored_by_the_one_evaluation_function(taste, monkeypatch
         row, _ = runner.score_job(Job("models", model, small_config(model, "warm", epochs=2)), taste, {})
         assert row["status"] == "ok"
         assert len(calls) - before == row["epochs_run"] + 1  # one validation per epoch, one test
+
+
+SPECIALISTS = ("duif", "clcrec", "dropoutnet", "content_knn")
+
+
+def coarse(dataset):
+    """``dataset`` with one attribute field per side (taste group / genres): entities of a group share their
+    content exactly, so content alone cannot tell them apart."""
+    return dataclasses.replace(dataset, user_fields=dataset.user_fields[:1], item_fields=dataset.item_fields[:1])
+
+
+@pytest.mark.parametrize("split_name", ["item_cold", "user_cold"])
+@pytest.mark.parametrize("model", SPECIALISTS)
+def test_specialists_score_cold_entities_from_content_only(taste, model, split_name):
+    """Cold entities with the same attributes get the same scores: nothing but content reaches them."""
+    dataset = coarse(taste)
+    split = make_split(dataset, split_name, 3)
+    fitted = small_config(model, split_name).spec.train(small_config(model, split_name), dataset, split)
+    scores = fitted.scorer(torch.arange(dataset.num_users), torch.arange(dataset.num_items))
+    if split_name == "user_cold":
+        scores, fields, cold = scores.T, dataset.user_fields[0], split.cold_users["test"]
+    else:
+        fields, cold = dataset.item_fields[0], split.cold_items["test"]
+    groups = {}
+    for entity in cold:
+        groups.setdefault(tuple(fields.bag(int(entity))), []).append(int(entity))
+    tied = [members for members in groups.values() if len(members) > 1]
+    assert tied
+    for members in tied:
+        torch.testing.assert_close(scores[:, members], scores[:, members[:1]].expand(-1, len(members)))
+
+
+@pytest.mark.parametrize("split_name", ["item_cold", "user_cold"])
+@pytest.mark.parametrize("model", SPECIALISTS)
+def test_specialists_use_no_interaction_of_a_cold_entity(taste, model, split_name):
+    """Changing every interaction outside the training part changes nothing the trained model scores."""
+    split = make_split(taste, split_name, 3)
+    held_out = np.concatenate([split.valid, split.test])
+    moved = held_out.copy()
+    moved[:, 0] = (moved[:, 0] + 1) % taste.num_users
+    other = dataclasses.replace(taste, interactions=np.unique(np.concatenate([split.train, moved]), axis=0))
+    config = small_config(model, split_name, epochs=3)
+    users, items = torch.arange(taste.num_users), torch.arange(taste.num_items)
+    first, second = (config.spec.train(config, data, split).scorer(users, items) for data in (taste, other))
+    torch.testing.assert_close(first, second)
+
+
+@pytest.mark.parametrize("model", ["duif", "clcrec", "dropoutnet"])
+def test_specialists_training_loss_decreases(taste, model):
+    config = small_config(model, "item_cold", epochs=15, patience=15)
+    fitted = config.spec.train(config, taste, make_split(taste, "item_cold", 3))
+    losses = [row["loss"] for row in fitted.history]
+    assert len(losses) == 15 and losses[-1] < 0.8 * losses[0]

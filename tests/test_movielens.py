@@ -3,8 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from raysearch.data.movielens import load_dataset
-from raysearch.errors import DataError
+from raysearch.config import TrainConfig
+from raysearch.data.movielens import load_dataset, load_for
+from raysearch.errors import ConfigError, DataError
 
 
 def test_ml100k_counts_ids_and_fields(ml100k):
@@ -99,3 +100,16 @@ def test_duplicate_ratings_are_merged(data_root, tmp_path):
     with (folder / "u.data").open("a") as f:
         f.write("196\t242\t3\t881250949\n")  # the first line again
     assert len(load_dataset("ml-100k", folder).interactions) == 100000
+
+
+def test_a_config_chooses_the_fields_models_see(data_root, ml100k):
+    config = TrainConfig()
+    dataset = load_for(config, data_root)
+    assert [f.name for f in dataset.user_fields] == ["gender", "age", "occupation", "zip_region"]
+    assert [f.name for f in dataset.item_fields] == ["genres", "year"]  # title words are opt-in
+    chosen = ml100k.with_fields(["zip_region"], ["title", "genres"])
+    assert [f.name for f in chosen.item_fields] == ["title", "genres"] and chosen.user_fields[0] is ml100k.user_fields[3]
+    with pytest.raises(ConfigError, match="key 'item_fields': ml-100k has no field 'plot'; its fields: genres, year, title"):
+        ml100k.with_fields(["gender"], ["plot"])
+    with pytest.raises(ConfigError, match="user_fields"):
+        TrainConfig.from_dict({"user_fields": ["gender", "gender"]})
