@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--dataset", choices=DATASETS, default=TrainConfig.dataset)
     compare.add_argument("--splits", default=",".join(PROTOCOLS), help="comma-separated protocols")
     compare.add_argument("--models", default="all", help=f"'all' or comma-separated: {', '.join(MODELS)}")
-    compare.add_argument("--seeds", type=int, default=3, help="runs per model and split (seeds 1..N)")
+    compare.add_argument("--seeds", default="3", help="runs per model and split (seeds 1..N), then optional "
+                         "SPLIT=N items for splits that run more or fewer, e.g. 3,item_cold=5,user_cold=5")
     compare.add_argument("--config-from", action="append", default=[], type=Path, metavar="EXPERIMENT",
                          help="use the best_config.yaml of a search experiment for the model it tuned (repeatable)")
     compare.add_argument("--no-ablations", action="store_true", help="skip the full model's ablations")

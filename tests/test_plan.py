@@ -3,7 +3,7 @@
 import pytest
 
 from raysearch.compare.plan import (ABLATIONS, LEARNING_RATES, Job, config_label, model_configs, model_overrides, plan,
-                                    run_id)
+                                    run_id, split_seeds)
 from raysearch.config import TrainConfig
 from raysearch.errors import ConfigError
 from raysearch.registry import MODELS
@@ -45,7 +45,7 @@ def test_model_configs_use_the_registry_defaults_or_a_tuned_config(tmp_path):
 
 def test_plan_holds_models_ablations_and_learning_rates_seed_by_seed():
     configs = model_configs("ml-100k", MODELS)
-    jobs = plan(configs, ["warm", "item_cold"], 2)
+    jobs = plan(configs, ["warm", "item_cold"], {"warm": 2, "item_cold": 2})
     per_seed = 2 * len(MODELS) + 2 * len(ABLATIONS) + len(LEARNING_RATES)
     assert len(jobs) == 2 * per_seed and [job.config.seed for job in jobs] == [1] * per_seed + [2] * per_seed
     no_graph = next(j for j in jobs if j.variant == "no_graph")
@@ -59,3 +59,16 @@ def test_keys_label_what_differs_and_match_whatever_the_order_of_their_pairs():
     written_before = "models|mf|model=mf split=item_cold rec_loss=bpr num_negatives=4 seed=1"  # reports/ml-100k
     assert run_id(job.key) == run_id(written_before) != run_id(written_before.replace("seed=1", "seed=2"))
     assert run_id("models|x|model=x topk=[5, 10] seed=1") == run_id("models|x|model=x seed=1 topk=[5, 10]")
+
+
+def test_seeds_per_split_run_some_splits_on_more_seeds():
+    assert split_seeds("3", ["warm", "item_cold"]) == {"warm": 3, "item_cold": 3}
+    assert split_seeds("3, item_cold=5", ["warm", "item_cold"]) == {"warm": 3, "item_cold": 5}
+    configs = model_configs("ml-100k", ["popularity"])
+    jobs = plan(configs, ["warm", "user_cold"], {"warm": 1, "user_cold": 3}, ablations=False, lr_split=None)
+    assert [(j.config.split, j.config.seed) for j in jobs] == [("warm", 1), ("user_cold", 1), ("user_cold", 2),
+                                                                 ("user_cold", 3)]
+    for text, fragment in (("0", "a count >= 1"), ("3,user_cold=5", "not SPLIT=COUNT for a split in --splits"),
+                           ("3,item_cold=x", "a count >= 1"), ("3,5", "not SPLIT=COUNT")):
+        with pytest.raises(ConfigError, match=fragment):
+            split_seeds(text, ["warm", "item_cold"])

@@ -21,6 +21,24 @@ def test_ablation_findings_are_paired_by_seed():
         "ahead on 2 of 3; gap std 0.0702: within the seed-to-seed spread)"]
 
 
+def test_model_findings_are_paired_by_seed_and_name_any_metric_a_baseline_leads():
+    """lightgbm: ndcg gaps +0.05, +0.07, -0.01 (mean +0.0367, std 0.0416); it leads on hit@10 by 0.02 a seed."""
+    rows = []
+    for seed, (full, gbdt) in enumerate([(0.25, 0.20), (0.30, 0.23), (0.20, 0.21)], 1):
+        rows += [{"study": "models", "variant": "fusion_gcn", "split": "item_cold", "seed": seed, "status": "ok",
+                  "recall@10": full, "ndcg@10": full, "mrr@10": full, "hit@10": 0.5},
+                 {"study": "models", "variant": "lightgbm", "split": "item_cold", "seed": seed, "status": "ok",
+                  "recall@10": gbdt, "ndcg@10": gbdt, "mrr@10": gbdt, "hit@10": 0.52},
+                 {"study": "models", "variant": "mf", "split": "item_cold", "seed": seed,
+                  "status": "n/a (needs interactions)"}]
+    runs = pd.DataFrame(rows)
+    assert findings(summarize(runs, ["split", "variant"]), runs) == [
+        "item_cold: full model beats model lightgbm on ndcg@10 (+0.0367 paired over 3 seed(s); "
+        "ahead on 2 of 3; gap std 0.0416: within the seed-to-seed spread)",
+        "item_cold: full model does not beat model lightgbm on hit@10 (-0.0200 paired over 3 seed(s); "
+        "ahead on 0 of 3; gap std 0.0000: larger than the seed-to-seed spread)"]
+
+
 def test_collapsed_fusion_is_a_finding():
     """A run whose mean weight on one field is >= 0.9 (over all entities of a side) is named; segment rows,
     other runs and the item side (0.5 at most) are not."""
@@ -47,6 +65,7 @@ def test_summary_gives_mean_and_sample_std_over_seeds_and_keeps_n_a_rows():
 
 def test_header_names_the_command_the_invocations_and_a_partial_report():
     invocations = pd.DataFrame({"minutes": [10.0, 2.5]})
-    text = invocation_header("ml-100k", ["warm"], 3, "--seeds 3", 1.0, invocations, 2, 1, 5, 6)
-    assert text.startswith("# Comparison: ml-100k, warm, 3 seed(s)\n\nCommand: `raysearch compare --seeds 3`")
+    text = invocation_header("ml-100k", {"warm": 3, "item_cold": 1}, "--seeds 3,item_cold=1", 1.0, invocations, 2, 1, 5, 6)
+    assert text.startswith("# Comparison: ml-100k: warm (3 seeds), item_cold (1 seed)\n\n"
+                           "Command: `raysearch compare --seeds 3,item_cold=1`")
     assert "2 recorded invocation(s) ran its jobs in 12.5 min" in text and "**Partial report**: 5 of 6 planned" in text

@@ -88,14 +88,32 @@ def model_overrides(model: str, overrides: list[str]) -> list[str]:
     return chosen
 
 
-def plan(configs: dict[str, TrainConfig], splits: list[str], seeds: int, ablations: bool = True,
+def split_seeds(text: str, splits: list[str]) -> dict[str, int]:
+    """``--seeds``: a count for every split, then optional ``SPLIT=COUNT`` overrides, e.g. ``3,item_cold=5``."""
+    default, *overrides = [part.strip() for part in text.split(",")]
+    counts = dict.fromkeys(splits, _count(default, text))
+    for item in overrides:
+        split, sep, count = item.partition("=")
+        if not sep or split not in splits:
+            raise ConfigError(f"--seeds: {item!r} is not SPLIT=COUNT for a split in --splits ({', '.join(splits)})")
+        counts[split] = _count(count, text)
+    return counts
+
+
+def _count(text: str, whole: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"--seeds: expected a count >= 1, then SPLIT=COUNT items (e.g. 3,item_cold=5); got {whole!r}")
+    return int(text)
+
+
+def plan(configs: dict[str, TrainConfig], splits: list[str], seeds: dict[str, int], ablations: bool = True,
          lr_split: str | None = "warm") -> list[Job]:
     """Models on every split and seed; the full model's ablations on every split; its learning rates
-    on ``lr_split``. Seeds are 1..seeds, each drawing its own split; seed-major, so an interrupted
-    compare holds whole seeds."""
+    on ``lr_split``. Split ``s`` runs seeds 1..seeds[s], each drawing its own split; seed-major, so an
+    interrupted compare holds whole seeds."""
     jobs = []
-    for seed in range(1, seeds + 1):
-        for split in splits:
+    for seed in range(1, max(seeds.values()) + 1):
+        for split in (s for s in splits if seed <= seeds[s]):
             at = {"split": split, "seed": seed}
             jobs += [Job("models", name, dataclasses.replace(c, **at)) for name, c in configs.items()]
             full = dataclasses.replace(configs[FULL], **at) if FULL in configs else None

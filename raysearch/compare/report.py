@@ -26,13 +26,14 @@ COSTS = {"train_seconds": "train s", "infer_ms_per_1k_users": "infer ms / 1k use
 COLLAPSED = 0.9  # mean weight at or above which one field has taken over a fusion (the others go nearly unused)
 
 
-def invocation_header(dataset: str, splits: list[str], seeds: int, command: str, minutes: float,
+def invocation_header(dataset: str, seeds: dict[str, int], command: str, minutes: float,
                       invocations: pd.DataFrame, workers: int, threads: int, finished: int, planned: int) -> str:
     """The report's title and its first paragraph: the command, this invocation and all recorded ones, the
     machine, whether the report is partial, and how every run was scored and costed."""
     wall = (f"; {len(invocations)} recorded invocation(s) ran its jobs in {invocations['minutes'].sum():.1f} min "
             f"of wall time in all ({INVOCATIONS_FILE})" if len(invocations) else "")
-    return (f"# Comparison: {dataset}, {', '.join(splits)}, {seeds} seed(s)\n\n"
+    splits = ", ".join(f"{split} ({count} seed{'s' * (count > 1)})" for split, count in seeds.items())
+    return (f"# Comparison: {dataset}: {splits}\n\n"
             f"Command: `raysearch compare {command}`; this invocation ran for {minutes:.1f} min "
             f"(runs already in {RUNS_FILE} were kept){wall}; {workers} runs at a time with {threads} torch "
             f"thread(s) each, on {os.cpu_count()} cores, torch {torch.__version__}. "
@@ -79,44 +80,45 @@ def _cell(row: pd.Series, metric: str, bold: bool) -> str:
 
 
 def findings(models: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
-    """Plain statements: where a baseline beats the full model (and by how many stds), and whether
-    the full model beats each ablation on NDCG@10, paired by seed (same split, same initialisation)."""
+    """Plain statements, each paired seed by seed with the full model (same split, same initialisation): the
+    full model against every other model and every ablation on NDCG@10, and against any model whose mean
+    beats it on another metric."""
     notes = []
     for split, rows in models.groupby("split", sort=False):
+        part = runs[runs["split"] == split]
+        for study, kind in (("models", "model"), ("ablations", "ablation")):
+            notes += [paired_finding(split, kind, variant, "ndcg@10", gaps)
+                      for variant, gaps in paired_gaps(part, "ndcg@10", study).items()]
         full = rows[rows["variant"] == FULL]
         if full.empty or pd.isna(full.iloc[0].get("ndcg@10_mean")):
             continue
-        full = full.iloc[0]
-        for metric in METRICS:
+        for metric in METRICS[:1] + METRICS[2:]:
             best = rows.loc[rows[f"{metric}_mean"].idxmax()]
             if best["variant"] != FULL:
-                gap, std = best[f"{metric}_mean"] - full[f"{metric}_mean"], full[f"{metric}_std"]
-                spread = ("one seed, no std" if pd.isna(std) else
-                          f"{'within' if gap <= std else 'more than'} one std of the full model")
-                notes.append(f"{split}: **{best['variant']}** beats the full model on {metric} by {gap:.4f} ({spread})")
-        notes += [ablation_finding(split, variant, gaps)
-                  for variant, gaps in paired_gaps(runs[runs["split"] == split], "ndcg@10").items()]
+                notes.append(paired_finding(split, "model", best["variant"], metric,
+                                            paired_gaps(part, metric, "models")[best["variant"]]))
     return notes
 
 
-def paired_gaps(runs: pd.DataFrame, metric: str) -> dict[str, pd.Series]:
-    """Per ablation, full model minus ablation on ``metric`` for every seed both finished."""
+def paired_gaps(runs: pd.DataFrame, metric: str, study: str) -> dict[str, pd.Series]:
+    """Per variant of ``study`` (``models``: every other model; ``ablations``), full model minus variant on
+    ``metric`` for every seed both finished."""
     ok = runs[runs["status"] == "ok"]
     full = ok[(ok["study"] == "models") & (ok["variant"] == FULL)].set_index("seed")[metric]
-    ablations = ok[ok["study"] == "ablations"]
+    others = ok[(ok["study"] == study) & (ok["variant"] != FULL)]
     gaps = {variant: (full - rows.set_index("seed")[metric]).dropna()
-            for variant, rows in ablations.groupby("variant", sort=False)}
+            for variant, rows in others.groupby("variant", sort=False)}
     return {variant: gap for variant, gap in gaps.items() if not gap.empty}
 
 
-def ablation_finding(split: str, variant: str, gaps: pd.Series) -> str:
-    """``full model beats|does not beat <ablation>``, with the paired gap, wins per seed and whether
-    the gap stands out from its seed-to-seed spread (mean gap larger than the gaps' std)."""
+def paired_finding(split: str, kind: str, variant: str, metric: str, gaps: pd.Series) -> str:
+    """``full model beats|does not beat <kind> <variant>``, with the paired gap, wins per seed and whether the
+    gap stands out from its seed-to-seed spread (mean gap larger than the gaps' std)."""
     mean, wins, n = gaps.mean(), int((gaps > 0).sum()), len(gaps)
     spread = ("one seed" if n == 1 else
               f"gap std {gaps.std():.4f}: {'larger than' if abs(mean) > gaps.std() else 'within'} the seed-to-seed spread")
     verdict = "beats" if mean > 0 else "does not beat"
-    return (f"{split}: full model {verdict} ablation {variant} on ndcg@10 ({mean:+.4f} paired over {n} seed(s); "
+    return (f"{split}: full model {verdict} {kind} {variant} on {metric} ({mean:+.4f} paired over {n} seed(s); "
             f"ahead on {wins} of {n}; {spread})")
 
 

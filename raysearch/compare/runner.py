@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from raysearch.atomic_files import atomic_write_text
-from raysearch.compare.plan import Job, config_label, model_configs, model_overrides, plan, run_id
+from raysearch.compare.plan import Job, config_label, model_configs, model_overrides, plan, run_id, split_seeds
 from raysearch.compare.report import INVOCATIONS_FILE, RUNS_FILE, WEIGHTS_FILE, invocation_header, write_report
 from raysearch.config import PROTOCOLS
 from raysearch.data.downloads import data_root, dataset_dir
@@ -152,7 +152,7 @@ def read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 
 
-def run_comparison(out: Path, *, dataset: str, splits: list[str], models: list[str], seeds: int,
+def run_comparison(out: Path, *, dataset: str, splits: list[str], models: list[str], seeds: str,
                    config_from: list[Path], ablations: bool, lr_split: str | None, overrides: list[str],
                    split_file: Path | None, data_dir: str | None, workers: int, threads: int, download: bool = False,
                    address: str | None = None, run: bool = True, command: str = "") -> Path:
@@ -168,13 +168,14 @@ def run_comparison(out: Path, *, dataset: str, splits: list[str], models: list[s
     settings = [f"{k}={v}" for k, v in from_file.items() if k != "split"]
     configs = {name: config.with_overrides(settings + model_overrides(name, overrides))
                for name, config in model_configs(dataset, models or list(MODELS), config_from).items()}
-    jobs = plan(configs, splits, seeds, ablations, lr_split)
+    counts = split_seeds(seeds, splits)
+    jobs = plan(configs, splits, counts, ablations, lr_split)
     if download and run:
         dataset_dir(dataset, data_root(data_dir), download=True)
     started = time.perf_counter()
     runs = compare(jobs, out, data_dir, workers, threads, address, run=run)
     if runs.empty:
         raise RaysearchError(f"{out / RUNS_FILE}: no finished run of this comparison to report")
-    header = invocation_header(dataset, splits, seeds, command, (time.perf_counter() - started) / 60,
+    header = invocation_header(dataset, counts, command, (time.perf_counter() - started) / 60,
                                read_table(out / INVOCATIONS_FILE), workers, threads, len(runs), len(jobs))
     return write_report(runs, read_table(out / WEIGHTS_FILE), out, header)
