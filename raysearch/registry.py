@@ -46,9 +46,11 @@ class GCNSettings(Settings):
     temperature: float = 0.2  # InfoNCE temperature tau
     contrastive_pairs: int = 512  # (user, item) pairs of each batch used as InfoNCE in-batch negatives (cost ~ square)
     id_dropout: float = 0.2  # chance an entity's ID embedding is hidden in a step (teaches cold start)
+    cold_weight: float = 1.0  # weight of the cold-path ranking loss: attribute view of one side vs graph view of the other
 
     def __post_init__(self) -> None:
         check("num_layers", self.num_layers, 0 <= self.num_layers <= 8, "must be in 0..8")
+        check("cold_weight", self.cold_weight, self.cold_weight >= 0, "must be >= 0")
         check_choice("fusion", self.fusion, FUSIONS)
         check_choice("rec_loss", self.rec_loss, ("bpr", "softmax"))
         check("contrastive_weight", self.contrastive_weight, self.contrastive_weight >= 0, "must be >= 0")
@@ -57,6 +59,8 @@ class GCNSettings(Settings):
         check("id_dropout", self.id_dropout, 0 <= self.id_dropout < 1, "must be in [0, 1)")
         check("contrastive_weight", self.contrastive_weight, self.fusion != "none" or self.contrastive_weight == 0,
               "needs attributes to contrast with: use contrastive_weight=0 with fusion=none")
+        check("cold_weight", self.cold_weight, self.fusion != "none" or self.cold_weight == 0,
+              "needs attributes for the cold path: use cold_weight=0 with fusion=none")
 
     def needs(self) -> frozenset[str]:
         """IDs only: a user or item without interactions has nothing to be represented by."""
@@ -164,7 +168,7 @@ class ModelSpec:
 
 
 GCN_TRAINER = "raysearch.train.fusion_gcn:train"
-ID_ONLY = {"fusion": "none", "id_dropout": 0.0, "contrastive_weight": 0.0}  # no attributes, so nothing to contrast
+ID_ONLY = {"fusion": "none", "id_dropout": 0.0, "contrastive_weight": 0.0, "cold_weight": 0.0}  # no attributes
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("fusion_gcn", "ours (ID + adaptive field fusion → LGConv stack, cross-view InfoNCE)", GCN_TRAINER,
               GCNSettings, data_parallel=True),

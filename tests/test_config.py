@@ -47,7 +47,7 @@ def test_unknown_key_names_the_key_the_model_and_its_keys():
 def test_pins_fix_keys_and_refuse_contradictions():
     mf = TrainConfig.from_dict({"model": "mf", "fusion": "none", "num_layers": 3})  # the pin or the default: fine
     assert mf.settings == GCNSettings(num_layers=0, fusion="none", rec_loss="bpr", contrastive_weight=0.0,
-                                      id_dropout=0.0)
+                                      id_dropout=0.0, cold_weight=0.0)
     assert TrainConfig(model="mf").settings.num_layers == 0
     with pytest.raises(ConfigError, match="key 'num_layers' = 2 contradicts model 'mf', which fixes num_layers=0"):
         TrainConfig.from_dict({"model": "mf", "num_layers": 2})
@@ -99,7 +99,7 @@ def test_what_each_model_can_score():
     assert TrainConfig.from_dict({"model": "popularity", "split": "user_cold"}).can_score()
     assert not TrainConfig.from_dict({"model": "popularity", "split": "item_cold"}).can_score()
     assert not TrainConfig.from_dict({"model": "mf", "split": "user_cold"}).can_score()  # through its pinned fusion
-    ids_only = TrainConfig.from_dict({"split": "item_cold", "fusion": "none", "contrastive_weight": 0})
+    ids_only = TrainConfig.from_dict({"split": "item_cold", "fusion": "none", "contrastive_weight": 0, "cold_weight": 0})
     assert not ids_only.can_score() and ids_only.cold_side() == "items"
     assert TrainConfig.from_dict({"model": "deepfm", "split": "item_cold"}).can_score()
 

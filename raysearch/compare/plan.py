@@ -15,9 +15,10 @@ from raysearch.registry import MODELS
 FULL = "fusion_gcn"  # the model whose ablations and learning rates are run
 ABLATIONS: dict[str, dict] = {
     "no_contrastive": {"contrastive_weight": 0.0},
+    "no_cold_path": {"cold_weight": 0.0},
     "mean_fusion": {"fusion": "mean"},
     "no_graph": {"num_layers": 0},
-    "no_attributes": {"fusion": "none", "contrastive_weight": 0.0},
+    "no_attributes": {"fusion": "none", "contrastive_weight": 0.0, "cold_weight": 0.0},
 }
 LEARNING_RATES = (0.001, 0.005, 0.01, 0.05, 0.1)
 

@@ -63,10 +63,10 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
         with torch.autocast(train.device.type, dtype=AUTOCAST_DTYPES[config.mixed_precision],
                             enabled=config.mixed_precision != "off"):
             reps = inputs.forward(model)
-            user_vec = reps.nodes[users]
-            negative_vec = reps.nodes[num_users + negatives].view(len(users), config.num_negatives, -1)
-            value = RANKING_LOSSES[own.rec_loss]((user_vec * reps.nodes[num_users + items]).sum(1),
-                                                 torch.einsum("bd,bkd->bk", user_vec, negative_vec))
+            candidates = num_users + torch.cat([items.unsqueeze(1), negatives.view(len(users), -1)], 1)
+            value = ranking_loss(own.rec_loss, reps.nodes[users], reps.nodes[candidates])
+            if own.cold_weight > 0:
+                value = value + own.cold_weight * cold_path_loss(own.rec_loss, reps, users, candidates)
             if own.contrastive_weight > 0:
                 pairs = slice(0, own.contrastive_pairs)
                 value = value + own.contrastive_weight * cross_view_loss(
@@ -74,6 +74,23 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
         return value
 
     return sgd_epoch(model, optimizer, torch.split(order, config.batch_size), loss, scaler)
+
+
+def ranking_loss(name: str, users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """``RANKING_LOSSES[name]`` of user vectors [B, d] over candidates [B, 1 + K, d], the positive first."""
+    scores = torch.einsum("bd,bkd->bk", users, candidates)
+    return RANKING_LOSSES[name](scores[:, 0], scores[:, 1:])
+
+
+def cold_path_loss(name: str, reps: Representations, users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """The ranking loss of the batch's pairs as a cold item and a cold user get them: the items' attribute view
+    against the users' graph view, and the users' attribute view against the items' graph view.
+
+    ID dropout alone trains the attribute path on a fifth of the nodes of a step; this trains it on every pair,
+    with the very scores the cold protocols rank by.
+    """
+    return (ranking_loss(name, reps.nodes[users], reps.attributes[candidates])
+            + ranking_loss(name, reps.attributes[users], reps.nodes[candidates]))
 
 
 def cross_view_loss(reps: Representations, users: torch.Tensor, item_nodes: torch.Tensor,
