@@ -45,8 +45,8 @@ class TrainConfig:
     text_buckets: int = 1024  # hash buckets for title words
     user_fields: tuple[str, ...] = ("gender", "age", "occupation", "zip_region")  # user attribute fields models see
     item_fields: tuple[str, ...] = ("genres", "year")  # item attribute fields models see; "title" (hashed words)
-    # is left out by default: a word that names one warm item lets a content encoder memorise it, which cost
-    # cold items about 40% of their NDCG@10 (benchmarks/results/cold_design_ml-100k.md)
+    # is left out by default: a word that names one warm item lets a content encoder memorise it (the
+    # with_title_words ablation in reports/ml-100k/comparison.md measures what it costs cold items)
     embedding_dim: int = 64  # width of ID, field and graph embeddings
     learning_rate: float = 0.005  # Adam step size (LightGBM: shrinkage)
     weight_decay: float = 0.0  # Adam L2 penalty on all parameters
