@@ -76,8 +76,8 @@ def train(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporte
     def hybrid(rows: torch.Tensor) -> torch.Tensor:
         """Content-side vectors of ``rows``: the encoding with chance ``mix_ratio``, else the ID embedding."""
         mixed = torch.rand(rows.shape, generator=generator) < own.mix_ratio
-        return torch.where(mixed.unsqueeze(-1), model.encode(rows.reshape(-1)).view(*rows.shape, -1),
-                           model.ids[column](rows))
+        unique, inverse = torch.unique(rows, return_inverse=True)  # encode each entity once, not per candidate
+        return torch.where(mixed.unsqueeze(-1), model.encode(unique)[inverse], model.ids[column](rows))
 
     def loss(batch: torch.Tensor) -> torch.Tensor:
         users, items = pairs[batch, 0], pairs[batch, 1]
