@@ -27,6 +27,7 @@ from raysearch.data.split_files import split_for
 from raysearch.search.storage import Location, resolve
 from raysearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from raysearch.train.fusion_gcn import run_epochs
+from raysearch.train.ranks import Ranks
 
 
 class RayReporter:
@@ -72,8 +73,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     if not config.spec.data_parallel:  # one worker, no resume
         config.spec.train(config, dataset, split, reporter)
         return
-    run_epochs(config, dataset, split, reporter,
-               rank=context.get_world_rank(), world_size=context.get_world_size(),
+    run_epochs(config, dataset, split, reporter, ranks=Ranks(context.get_world_rank(), context.get_world_size()),
                wrap=ray.train.torch.prepare_model, resume=resume, device=ray.train.torch.get_device())
 
 
