@@ -43,13 +43,14 @@ LOG_BYTES_PER_TRIAL, FIXED_BYTES = 256 * 1024, 256 * 1024  # the disk bound's al
 
 
 def space_file(folder: Path, name: str, num_samples: int, epochs: int, diverging: bool = False,
-               num_to_keep: int = 2) -> Path:
-    """smoke.yaml with ``num_samples`` trials of ``epochs`` epochs; ``diverging`` makes temperature a
-    choice between a sane value and one whose loss is NaN."""
+               num_to_keep: int = 2, workers: int = 1) -> Path:
+    """smoke.yaml with ``num_samples`` trials of ``epochs`` epochs, one at a time, of ``workers`` workers (2: a
+    Ray Train run of half a CPU each); ``diverging`` makes temperature a choice between a sane value and one
+    whose loss is NaN."""
     space = yaml.safe_load(SMOKE.read_text())
-    space["experiment"].update(name=name, num_samples=num_samples)
+    space["experiment"].update(name=name, num_samples=num_samples, max_concurrent_trials=1)
     space["config"].update(epochs=epochs, patience=epochs)
-    space["resources"]["num_to_keep"] = num_to_keep
+    space["resources"].update(num_to_keep=num_to_keep, workers_per_trial=workers, cpus_per_worker=1.0 / workers)
     if diverging:
         space["params"]["temperature"] = {"type": "choice", "values": [0.2, DIVERGING_TEMPERATURE]}
         space["experiment"]["seed"] = 1  # TPE's first draws: 0.2, 1e-40, 0.2, 1e-40
@@ -427,7 +428,7 @@ def search_through_outage(space: Path, bucket: str, client: Any, endpoint: Endpo
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 900
     while driver.poll() is None and time.time() < deadline and not any(
-            key.endswith("/checkpoint.pt") for key in _objects(client, bucket, prefix + "train_runs/")):
+            key.endswith("/checkpoint.pt") and "/best_checkpoint/" not in key for key in _objects(client, bucket, prefix)):
         time.sleep(0.2)
     endpoint.down()
     time.sleep(down_seconds)
