@@ -6,8 +6,9 @@ data-parallel (``ModelSpec.data_parallel``), the registry trainer for the others
 worker group (:func:`make_trainer`, for ``workers_per_trial > 1``) the model is wrapped by
 ``ray.train.torch.prepare_model`` (DDP: gloo on CPU, NCCL on GPU) and every rank reports each epoch (a
 barrier); ranks share out the batches and the validation users (:class:`~raysearch.train.ranks.Ranks`),
-so all report identical metrics. A checkpoint is attached, by rank 0 only, when the epoch improved the
-objective: the best epoch is what the search keeps and what a restarted run resumes from. Every report
+so all report identical metrics. Rank 0 attaches a checkpoint when the epoch improved the objective (the
+best epoch is what the search keeps) and, on a worker group, every epoch (a restarted group resumes where
+it was; in a trial, Tune restarts from the best epoch and writing a checkpoint is overhead). Every report
 also names the Ray nodes the run's workers are on (``worker_nodes``), so a search on a cluster shows
 where each trial ran. Storage is a local/NFS folder or a bucket (:mod:`raysearch.search.storage`).
 """
@@ -47,10 +48,12 @@ class Session:
     ranks: Ranks = field(default_factory=Ranks)
     wrap: Callable[[torch.nn.Module], torch.nn.Module] = lambda model: model
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    every_epoch: bool = False  # checkpoint every epoch, not only improved ones
 
 
 class RayReporter:
-    """Reports each epoch from every rank, with ``extra`` values; rank 0 attaches the checkpoint of an improved epoch."""
+    """Reports each epoch from every rank, with ``extra`` values; rank 0 attaches the checkpoint of an improved
+    epoch (of every epoch with ``session.every_epoch``)."""
 
     def __init__(self, session: Session, extra: dict[str, Any] | None = None) -> None:
         self.session = session
@@ -58,7 +61,7 @@ class RayReporter:
 
     def __call__(self, metrics: dict[str, float], checkpoint: Callable[[], dict], improved: bool) -> None:
         metrics = {**metrics, **self.extra}
-        if self.session.ranks.rank != 0 or not improved:
+        if self.session.ranks.rank != 0 or not (improved or self.session.every_epoch):
             self.session.report(metrics)
             return
         with tempfile.TemporaryDirectory() as folder:
@@ -103,7 +106,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     context = ray.train.get_context()
     session = Session(ray.train.report, ray.train.Checkpoint, ray.train.get_checkpoint(),
                       Ranks(context.get_world_rank(), context.get_world_size()), ray.train.torch.prepare_model,
-                      ray.train.torch.get_device())
+                      ray.train.torch.get_device(), every_epoch=True)
     train_run(TrainConfig.from_dict(loop_config["config"]), loop_config["dataset"], session, loop_config["threads"])
 
 

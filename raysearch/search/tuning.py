@@ -56,7 +56,8 @@ def run_trial(sampled: dict[str, Any], space: SearchSpace, dataset: Dataset, tra
     config = space.trial_config(sampled)
     if space.resources.workers_per_trial == 1:
         device = torch.device("cuda" if space.resources.use_gpu else "cpu")
-        session = Session(tune.report, tune.Checkpoint, tune.get_checkpoint(), device=device)
+        session = Session(tune.report, tune.Checkpoint, tune.get_checkpoint(), wrap=lambda model: model.to(device),
+                          device=device)
         train_run(config, dataset, session, threads(space.resources))
         return
     trial_id = tune.get_context().get_trial_id()
@@ -192,7 +193,8 @@ def search(space: SearchSpace, dataset: Dataset, storage: str | os.PathLike | Lo
             tune_config=tune.TuneConfig(
                 metric=OBJECTIVE, mode="max", num_samples=space.experiment.num_samples,
                 max_concurrent_trials=concurrency(space, ray.cluster_resources().get("CPU", 1.0)),
-                reuse_actors=True,
+                # reused drivers of Train runs hung once Train restarted a worker group (Ray 2.60)
+                reuse_actors=space.resources.workers_per_trial == 1,
                 search_alg=ObjectiveSearch(
                     space.config, study_name=name,
                     sampler=optuna.samplers.TPESampler(n_startup_trials=space.experiment.startup_trials,
