@@ -72,20 +72,20 @@ class Timeline(tune.Callback):
         return next((at - self.started for at, _, result in self.results if result[OBJECTIVE] >= target), None)
 
 
-def variant(space: SearchSpace, name: str, seed: int, overrides: list[str], **experiment: Any) -> SearchSpace:
-    """``space`` renamed, TPE-seeded and with config ``overrides`` and experiment changes; grace_period capped
-    at the epochs."""
-    space = space.with_overrides(overrides) if overrides else space
-    grace = min(space.scheduler.grace_period, space.config.epochs)
-    return dataclasses.replace(space, experiment=dataclasses.replace(space.experiment, name=name, seed=seed, **experiment),
-                               scheduler=dataclasses.replace(space.scheduler, grace_period=grace))
+def variant(space: SearchSpace, name: str, seed: int, overrides: list[str], grace: int | None = None,
+            **experiment: Any) -> SearchSpace:
+    """``space`` renamed and TPE-seeded, with config ``overrides`` (none of them searched), ASHA's ``grace`` period
+    (capped at the epochs; ``grace`` = epochs: no early stop) and ``experiment`` changes."""
+    config = space.config.with_overrides(overrides)
+    grace = min(grace or space.scheduler.grace_period, config.epochs)
+    return dataclasses.replace(space, config=config, scheduler=dataclasses.replace(space.scheduler, grace_period=grace),
+                               experiment=dataclasses.replace(space.experiment, name=name, seed=seed, **experiment))
 
 
 def random_search(space: SearchSpace, name: str, seed: int) -> SearchSpace:
     """The same trials drawn at random (all TPE start-up trials), every one run to the end (no ASHA, no patience)."""
-    epochs = space.config.epochs
-    plain = variant(space, name, seed, [f"patience={epochs}"], n_startup_trials=space.experiment.num_samples)
-    return dataclasses.replace(plain, scheduler=dataclasses.replace(plain.scheduler, grace_period=epochs))
+    epochs, trials = space.config.epochs, space.experiment.num_samples
+    return variant(space, name, seed, [f"patience={epochs}"], grace=epochs, n_startup_trials=trials)
 
 
 def timed_search(space: SearchSpace, dataset: Dataset, storage: Path) -> tuple[Timeline, float, pd.DataFrame]:
@@ -112,9 +112,8 @@ def ddp_epochs(config: TrainConfig, dataset: Dataset, storage: str) -> list[str]
 
 def overhead(space: SearchSpace, dataset: Dataset, storage: Path, trials: int, epochs: int) -> list[str]:
     """(b): one-worker trials of ``epochs`` epochs, one at a time, none stopped early."""
-    one_by_one = variant(space, "overhead", 0, [f"epochs={epochs}", f"patience={epochs}"], num_samples=trials,
-                         max_concurrent_trials=1)
-    one_by_one = dataclasses.replace(one_by_one, scheduler=dataclasses.replace(one_by_one.scheduler, grace_period=epochs))
+    one_by_one = variant(space, "overhead", 0, [f"epochs={epochs}", f"patience={epochs}"], grace=epochs,
+                         num_samples=trials, n_startup_trials=None, max_concurrent_trials=1)
     timeline, wall, _ = timed_search(one_by_one, dataset, storage)
     seconds = timeline.overheads()
     return ["## (b) Per-trial overhead", "",
@@ -167,7 +166,8 @@ def main() -> None:
     dataset = load_dataset("ml-100k", dataset_dir("ml-100k", data_root()))
     space = load_space(args.space)
     if args.quick:
-        space = variant(space, space.experiment.name, 0, ["epochs=2", "patience=2", "embedding_dim=16"], num_samples=2)
+        space = variant(space, space.experiment.name, 0, ["epochs=2", "patience=2", "embedding_dim=16"], num_samples=2,
+                        n_startup_trials=None)
     init_ray(None)
     started = time.time()
     lines = [f"# Ray search benchmark: ML-100K ({os.cpu_count()} cores, torch {torch.__version__})", "",

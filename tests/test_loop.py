@@ -55,6 +55,11 @@ def test_a_resumed_run_starts_after_its_epoch_with_its_best(tiny, split):
     assert progress.history[0]["train_steps"] == 24
 
 
+def test_a_run_resumed_after_patience_ran_out_runs_no_epoch(tiny, split):
+    progress, reported = run(tiny, split, "p", progress=Progress(epoch=8, best_epoch=6, best_value=0.5))
+    assert reported == [] and progress.epoch == 8  # a finished trial that --resume runs again changes nothing
+
+
 def test_a_non_finite_loss_raises_naming_epoch_loss_and_hint_before_reporting(tiny, split):
     with pytest.raises(TrainingDiverged, match=r"^training diverged at epoch 2: the mean training loss is inf "
                                                r"\(lower it\)$"):

@@ -7,8 +7,9 @@ worker group (:func:`make_trainer`, for ``workers_per_trial > 1``) the model is 
 ``ray.train.torch.prepare_model`` (DDP: gloo on CPU, NCCL on GPU) and every rank reports each epoch (a
 barrier); ranks share out the batches and the validation users (:class:`~raysearch.train.ranks.Ranks`),
 so all report identical metrics. Rank 0 attaches a checkpoint when the epoch improved the objective (the
-best epoch is what the search keeps) and, on a worker group, every epoch (a restarted group resumes where
-it was; in a trial, Tune restarts from the best epoch and writing a checkpoint is overhead). Every report
+best epoch is what the search keeps) and when ``session.keep`` says so: on a worker group every epoch (a
+restarted group resumes where it was), in a trial its last epoch (a finished trial that ``--resume`` runs
+again then has nothing left to do; a checkpoint every epoch would be overhead). Every report
 also names the Ray nodes the run's workers are on (``worker_nodes``), so a search on a cluster shows
 where each trial ran. Storage is a local/NFS folder or a bucket (:mod:`raysearch.search.storage`).
 """
@@ -29,7 +30,6 @@ import torch.distributed as dist
 from raysearch.config import Scaling, TrainConfig
 from raysearch.data.movielens import Dataset
 from raysearch.data.split_files import split_for
-from raysearch.search.space import OBJECTIVE
 from raysearch.search.storage import Location, resolve
 from raysearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from raysearch.train.fusion_gcn import run_epochs
@@ -48,12 +48,12 @@ class Session:
     ranks: Ranks = field(default_factory=Ranks)
     wrap: Callable[[torch.nn.Module], torch.nn.Module] = lambda model: model
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    every_epoch: bool = False  # checkpoint every epoch, not only improved ones
+    keep: Callable[[dict[str, float]], bool] = lambda metrics: False  # checkpoint this epoch though not improved
 
 
 class RayReporter:
     """Reports each epoch from every rank, with ``extra`` values; rank 0 attaches the checkpoint of an improved
-    epoch (of every epoch with ``session.every_epoch``)."""
+    epoch, or of one ``session.keep`` keeps."""
 
     def __init__(self, session: Session, extra: dict[str, Any] | None = None) -> None:
         self.session = session
@@ -61,7 +61,7 @@ class RayReporter:
 
     def __call__(self, metrics: dict[str, float], checkpoint: Callable[[], dict], improved: bool) -> None:
         metrics = {**metrics, **self.extra}
-        if self.session.ranks.rank != 0 or not (improved or self.session.every_epoch):
+        if self.session.ranks.rank != 0 or not (improved or self.session.keep(metrics)):
             self.session.report(metrics)
             return
         with tempfile.TemporaryDirectory() as folder:
@@ -106,14 +106,14 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     context = ray.train.get_context()
     session = Session(ray.train.report, ray.train.Checkpoint, ray.train.get_checkpoint(),
                       Ranks(context.get_world_rank(), context.get_world_size()), ray.train.torch.prepare_model,
-                      ray.train.torch.get_device(), every_epoch=True)
+                      ray.train.torch.get_device(), keep=lambda metrics: True)
     train_run(TrainConfig.from_dict(loop_config["config"]), loop_config["dataset"], session, loop_config["threads"])
 
 
 def make_trainer(config: TrainConfig, dataset: Dataset, scaling: Scaling, run_name: str, storage: str | Location,
                  callbacks: list | None = None) -> ray.train.torch.TorchTrainer:
-    """A ``TorchTrainer`` for one run under ``storage`` (a folder or a bucket URI); checkpoints are kept by
-    the objective (the best validation metric so far). A worker group that cannot start fails the run after
+    """A ``TorchTrainer`` for one run under ``storage`` (a folder or a bucket URI); checkpoints are kept by their
+    epoch's validation metric (the objective, for the best epoch's). A worker group that cannot start fails the run after
     ``controller_failure_limit`` tries instead of waiting forever."""
     storage = resolve(storage)
     return ray.train.torch.TorchTrainer(
@@ -128,7 +128,7 @@ def make_trainer(config: TrainConfig, dataset: Dataset, scaling: Scaling, run_na
             name=run_name, storage_path=storage.path, storage_filesystem=None if storage.is_local else storage.fs,
             callbacks=callbacks or [],
             checkpoint_config=ray.train.CheckpointConfig(
-                num_to_keep=scaling.num_to_keep, checkpoint_score_attribute=OBJECTIVE,
+                num_to_keep=scaling.num_to_keep, checkpoint_score_attribute=f"valid_{config.metric}",
                 checkpoint_score_order="max"),
             failure_config=ray.train.FailureConfig(max_failures=scaling.max_failures,
                                                   controller_failure_limit=scaling.controller_failure_limit)),

@@ -14,7 +14,8 @@ A space file has four parts (every key optional except ``params``)::
       embedding_dim: {type: choice, values: [32, 64]}
 
 The validation metric (``config.metric``, maximised) is declared once; its running best over a trial's
-epochs (:data:`OBJECTIVE`) drives TPE, ASHA, checkpoint retention and the best trial. Files load with
+epochs (:data:`OBJECTIVE`) drives TPE, ASHA and the best trial, and checkpoints are ranked by their own
+epoch's metric (the best epoch's is the objective). Files load with
 ``yaml.safe_load`` only; every error names the file, the key and the value, including the values Ray
 would reject (``grace_period`` above ``epochs``, say).
 """

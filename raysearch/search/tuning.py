@@ -4,7 +4,8 @@ A one-worker trial trains in the trial's own process (no worker group to start: 
 more than its epochs); a trial of ``workers_per_trial > 1`` fits a Ray Train ``TorchTrainer``. Both run
 the same :func:`raysearch.search.distributed.train_run`, resume from their last checkpoint after a
 failure (Tune's or Train's ``max_failures``), and report the objective (:data:`OBJECTIVE`, the best
-validation metric so far), which TPE, ASHA, checkpoint retention and the best trial all use.
+validation metric so far), which TPE, ASHA and the best trial all use (checkpoints are ranked by their
+own epoch's validation metric: the best epoch's is the objective).
 
 Everything lands under ``<storage>/<experiment name>/``, where the storage is a local/NFS folder or a
 bucket (:mod:`raysearch.search.storage`): Tune's trial folders (results, TensorBoard events with HParams,
@@ -48,6 +49,8 @@ JOURNAL_FILE = "optuna.journal"
 
 
 DRIVER_CPUS = 0.01  # a multi-worker trial's driver only waits for its workers (Ray refuses 0)
+STATE_PERIOD = "1"  # seconds between Tune's experiment-state snapshots (Ray's default: 10 or more), so a driver
+# killed after a trial finished or started resumes knowing it, even when trials last seconds
 
 
 def run_trial(sampled: dict[str, Any], space: SearchSpace, dataset: Dataset, train_storage: Location) -> None:
@@ -57,7 +60,7 @@ def run_trial(sampled: dict[str, Any], space: SearchSpace, dataset: Dataset, tra
     if space.resources.workers_per_trial == 1:
         device = torch.device("cuda" if space.resources.use_gpu else "cpu")
         session = Session(tune.report, tune.Checkpoint, tune.get_checkpoint(), wrap=lambda model: model.to(device),
-                          device=device)
+                          device=device, keep=lambda metrics: ends(metrics, config))
         train_run(config, dataset, session, threads(space.resources))
         return
     trial_id = tune.get_context().get_trial_id()
@@ -103,6 +106,11 @@ def check_grantable(space: SearchSpace, resources: dict[str, float]) -> None:
 def _trainable(space: SearchSpace, dataset: Dataset, experiment: Location) -> Any:
     fn = tune.with_parameters(run_trial, space=space, dataset=dataset, train_storage=experiment / TRAIN_RUNS)
     return tune.with_resources(fn, trial_resources(space.resources))
+
+
+def ends(metrics: dict[str, float], config: TrainConfig) -> bool:
+    """Whether the epoch of ``metrics`` is the run's last (all epochs run, or patience ran out)."""
+    return ended_by(int(metrics["epoch"]), int(metrics["best_epoch"]), config) != "asha"
 
 
 def ended_by(epochs: int, best_epoch: int, config: TrainConfig) -> str:
@@ -173,6 +181,7 @@ def search(space: SearchSpace, dataset: Dataset, storage: str | os.PathLike | Lo
     storage = resolve(storage)
     experiment = storage / name
     filesystem = None if storage.is_local else storage.fs
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_PERIOD)
     if resume:
         if not tune.Tuner.can_restore(experiment.path, storage_filesystem=filesystem):
             raise RaysearchError(f"{experiment}: no Tune experiment to resume there")
@@ -208,7 +217,7 @@ def search(space: SearchSpace, dataset: Dataset, storage: str | os.PathLike | Lo
                 name=name, storage_path=storage.path, storage_filesystem=filesystem, callbacks=callbacks,
                 failure_config=tune.FailureConfig(max_failures=space.resources.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=space.resources.num_to_keep,
-                                                        checkpoint_score_attribute=OBJECTIVE,
+                                                        checkpoint_score_attribute=space.metric,
                                                         checkpoint_score_order="max")),
         )
     try:
@@ -265,7 +274,7 @@ def write_outputs(space: SearchSpace, results: tune.ResultGrid, experiment: Loca
     best = ranked.iloc[0]
     best_result = next(r for r in results if r.path == best["path"])
     config = space.trial_config({p.key: best_result.config[p.key] for p in space.params})
-    checkpoint = Location(experiment.fs, _best_checkpoint_path(best_result), experiment.scheme)
+    checkpoint = Location(experiment.fs, _best_checkpoint_path(best_result, space.metric), experiment.scheme)
     copy_dir(checkpoint, experiment / "best_checkpoint")  # first: best_config.yaml only ever names a whole copy
     (experiment / "best_config.yaml").write_text(
         f"# best trial {best['trial_id']}: {space.metric} = {best['best_value']:.6f} "
@@ -276,17 +285,17 @@ def write_outputs(space: SearchSpace, results: tune.ResultGrid, experiment: Loca
                                            + markdown_table(shown, top.values.tolist()) + "\n")
 
 
-def _best_checkpoint_path(result: Any) -> str:
-    """The kept checkpoint of the trial's best epoch, as a path in the experiment's filesystem: Tune's own
-    for a one-worker trial, the path a Train run reported as a metric for the others (Train V2 hands Tune
-    no checkpoint object)."""
+def _best_checkpoint_path(result: Any, metric: str) -> str:
+    """The kept checkpoint of the trial's best epoch (the best by its epoch's ``metric``, which there is the
+    objective), as a path in the experiment's filesystem: Tune's own for a one-worker trial, the path a Train
+    run reported as a metric for the others (Train V2 hands Tune no checkpoint object)."""
     if result.checkpoint is not None:
-        return result.get_best_checkpoint(OBJECTIVE, "max").path
+        return result.get_best_checkpoint(metric, "max").path
     frame = result.metrics_dataframe
     rows = frame.dropna(subset=["checkpoint_path"]) if "checkpoint_path" in frame else frame.iloc[0:0]
     if rows.empty:
         raise RaysearchError(f"{result.path}: the best trial reported no checkpoint")
-    return str(rows.loc[rows[OBJECTIVE].idxmax(), "checkpoint_path"])
+    return str(rows.loc[rows[metric].idxmax(), "checkpoint_path"])
 
 
 def run_search(space: SearchSpace, storage: Location, name: str, resume: bool = False, data_dir: str | None = None,

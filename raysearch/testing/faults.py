@@ -174,6 +174,12 @@ class DriverKill:
         return len(self.trials) - self.trials["trial_id"].nunique()
 
 
+def reported(experiment_name: str, index: int) -> bool:
+    """Whether trial ``index`` (0-based, in start order) has reported an epoch, read where the driver writes."""
+    staged = trial_dirs(staging(experiment_name))
+    return len(staged) > index and bool(result_lines(staged[index] / "result.json"))
+
+
 def tune_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "raysearch", "tune", *args]
 
@@ -181,13 +187,13 @@ def tune_command(*args: str) -> list[str]:
 def kill_driver_and_resume(space: Path, storage: Path, address: str, data_root: Path,
                            finished_before_kill: int) -> DriverKill:
     """Start `raysearch tune` (one trial at a time), SIGKILL it once ``finished_before_kill`` trials have
-    finished and the next one runs, then `raysearch tune --resume` the experiment to the end."""
+    finished and the next one has reported an epoch, then `raysearch tune --resume` the experiment to the end."""
     env = {**os.environ, "RAYSEARCH_DATA_DIR": str(data_root)}
     driver = subprocess.Popen(tune_command("--space", str(space), "--storage", str(storage), "--address", address),
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     experiment = storage / yaml.safe_load(space.read_text())["experiment"]["name"]
     deadline = time.time() + 900
-    while len(trial_dirs(experiment)) <= finished_before_kill and time.time() < deadline and driver.poll() is None:
+    while not reported(experiment.name, finished_before_kill) and time.time() < deadline and driver.poll() is None:
         time.sleep(0.5)  # trial n + 1 starts once trial n has finished (one trial at a time)
     running = driver.poll() is None
     driver.send_signal(signal.SIGKILL)

@@ -87,6 +87,8 @@ def early_stopping(config: TrainConfig, dataset: Dataset, split: Split, train_ep
     """
     progress = progress or Progress()
     task = eval_task(split, "valid")
+    if progress.epoch - progress.best_epoch >= config.patience:  # resumed after its last epoch
+        return progress
     for epoch in range(progress.epoch + 1, (epochs or config.epochs) + 1):
         started = time.perf_counter()
         loss, steps = train_epoch()
