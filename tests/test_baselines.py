@@ -17,6 +17,7 @@ from raysearch.errors import ConfigError
 from raysearch.evaluation.scoring import evaluate
 from raysearch.registry import MODELS
 from raysearch.testing.datasets import tiny_dataset
+from raysearch.train import loop
 
 SMALL = {"embedding_dim": 8, "batch_size": 64, "epochs": 40, "patience": 10, "topk": [5], "metric": "ndcg@5",
          "eval_batch_users": 16, "text_buckets": 16, "learning_rate": 0.05}
@@ -82,16 +83,18 @@ def test_id_only_models_refuse_cold_entities(taste, model, split, ok):
 
 
 def test_every_model_is_scored_by_the_one_evaluation_function(taste, monkeypatch):
-    """Validation (early stopping) and test scoring of every model go through ``evaluate``."""
+    """Validation (early stopping) and test scoring of every model go through ``ranking_totals`` (test scoring
+    through ``evaluate``, its mean)."""
     calls = []
-    real = runner.evaluate
 
-    def spy(scorer, task, *args, **kwargs):
-        calls.append(task)
-        return real(scorer, task, *args, **kwargs)
+    def spy(real):
+        def scored(scorer, task, *args, **kwargs):
+            calls.append(task)
+            return real(scorer, task, *args, **kwargs)
+        return scored
 
-    for module in ("raysearch.compare.runner", "raysearch.train.loop"):
-        monkeypatch.setattr(f"{module}.evaluate", spy)
+    monkeypatch.setattr("raysearch.compare.runner.evaluate", spy(runner.evaluate))
+    monkeypatch.setattr("raysearch.train.loop.ranking_totals", spy(loop.ranking_totals))
     for model in MODELS:
         before = len(calls)
         row, _ = runner.score_job(Job("models", model, small_config(model, "warm", epochs=2)), taste, {})

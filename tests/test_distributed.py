@@ -1,5 +1,6 @@
-"""Ray Train runs: every rank reports the same validation, a baseline trains on its one worker, and the trainer
-is configured from the resources (GPU, placement, storage) without starting Ray."""
+"""Ray Train runs: two workers take the steps of one, reach its validation and report the same metrics on every
+rank; a baseline trains on its one worker; the trainer is configured from the resources (GPU, placement, storage)
+without starting Ray."""
 
 import json
 import sys
@@ -12,10 +13,12 @@ import ray.train
 import torch
 
 from raysearch.config import Scaling, TrainConfig
+from raysearch.data.protocols import make_split
 from raysearch.search.distributed import make_trainer
 from raysearch.search.storage import resolve
 from raysearch.testing.datasets import tiny_dataset
 from raysearch.train.checkpoint import CHECKPOINT_FILE
+from raysearch.train.fusion_gcn import run_epochs
 
 
 class RecordEveryRank(ray.train.UserCallback):
@@ -39,19 +42,23 @@ def reports(config: TrainConfig, dataset, scaling: Scaling, folder) -> tuple[lis
     return [json.loads(line) for line in record.read_text().splitlines()], result
 
 
+NDCG_TOLERANCE = 0.01  # 1 vs 2 workers after 3 epochs; measured 0.1540 vs 0.1551 (embedding 32, attention fusion)
+
+
 @pytest.mark.ray
 @pytest.mark.slow
-def test_both_ranks_report_identical_validation_metrics(ray_address, ml100k, tmp_path):
-    split_file = tmp_path / "split.json"  # one valid cold item: a worker that reads it scores 1.0
-    split_file.write_text(json.dumps({"protocol": "item_cold", "cold_items": {"valid": [1], "test": [2]}}))
-    config = TrainConfig.from_dict({"split": "item_cold", "split_file": str(split_file), "epochs": 2,
-                                    "embedding_dim": 16, "batch_size": 8192, "contrastive_pairs": 256})
+def test_two_workers_take_the_steps_of_one_and_agree_on_every_rank(ray_address, ml100k, tmp_path):
+    """Mean fusion (whose unused attention once broke DDP), warm split: each rank scores half of the validation
+    users, so identical metrics on both ranks mean the sums were added up; the global batch is batch_size."""
+    config = TrainConfig.from_dict({"epochs": 3, "patience": 3, "embedding_dim": 32, "fusion": "mean"})
     reported, _ = reports(config, ml100k, Scaling(workers_per_trial=2, cpus_per_worker=0.5), tmp_path)
-    assert len(reported) == 2
-    for rank0, rank1 in reported:
+    alone = run_epochs(config, ml100k, make_split(ml100k, "warm", config.seed)).progress.history
+    assert len(reported) == len(alone) == 3
+    for (rank0, rank1), one in zip(reported, alone):
         valid = {k: v for k, v in rank0.items() if k.startswith("valid_")}
-        assert valid and valid == {k: rank1[k] for k in valid} and valid["valid_hit@10"] == 1.0
-        assert rank0["loss"] != rank1["loss"]  # each rank trained on its own shard
+        assert valid and valid == {k: rank1[k] for k in valid} and rank0["loss"] == rank1["loss"]
+        assert rank0["train_steps"] == rank1["train_steps"] == one["train_steps"] == 40 * one["epoch"]
+    assert reported[-1][0]["valid_ndcg@10"] == pytest.approx(alone[-1]["valid_ndcg@10"], abs=NDCG_TOLERANCE)
 
 
 @pytest.mark.ray

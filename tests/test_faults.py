@@ -17,7 +17,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from raysearch.testing.faults import (DIVERGING_TEMPERATURE, FIXED_BYTES, LOG_BYTES_PER_TRIAL, SEARCHED,
+from raysearch.testing.faults import (DIVERGING_TEMPERATURE, FIXED_BYTES, LOG_BYTES_PER_TRIAL, SEARCHED, TRIAL,
                                       best_config_matches, cli, disk_use, fill_and_resume, kill_driver_and_resume,
                                       result_lines, search_with_worker_kill, space_file, tmpfs, trial_dirs)
 
@@ -40,7 +40,8 @@ def storage(tmp_path_factory):
 @pytest.fixture(scope="module")
 def faulty(ray_address, ml100k, storage, tmp_path_factory):
     """3 trials of 5 epochs, a Train worker of the first SIGKILLed after epoch 1, the second diverging."""
-    space = space_file(tmp_path_factory.mktemp("space"), "faulty", 3, EPOCHS, diverging=True, num_to_keep=NUM_TO_KEEP)
+    space = space_file(tmp_path_factory.mktemp("space"), "faulty", 3, EPOCHS, diverging=True, num_to_keep=NUM_TO_KEEP,
+                       workers=2)
     return search_with_worker_kill(space, ml100k, storage[0], KILL_AFTER)
 
 
@@ -55,6 +56,25 @@ def test_killed_worker_resumes_from_its_last_checkpoint(faulty):
     trials = pd.read_csv(experiment / "trials.csv").set_index("path")
     row = trials.loc[str(kill.trial)]
     assert (row["status"], row["stopped_by"], row["epochs_run"]) == ("TERMINATED", "completed", EPOCHS)
+
+
+def test_killed_one_worker_trial_resumes_from_its_best_checkpoint(ray_address, ml100k, tmp_path):
+    """A one-worker trial trains in its Tune trial's process: Tune restarts it from its last checkpoint, that of
+    its last improved epoch, so the epochs after that one run again, and never epoch 1 again. Killed after epoch
+    2, when epoch 1's checkpoint is registered for sure (once, killed within ms of its first report, a trial
+    restarted from scratch)."""
+    space = space_file(tmp_path, "trialkill", 1, EPOCHS)
+    experiment, kill = search_with_worker_kill(space, ml100k, tmp_path / "storage", 2, TRIAL)
+    assert kill.trial is not None and 2 <= kill.epoch_before < EPOCHS, "no trial killed mid-way"
+    assert kill.recovery_seconds is not None
+    epochs = [line["epoch"] for line in result_lines(kill.trial / "result.json")]
+    restart = next((i for i in range(1, len(epochs)) if epochs[i] <= epochs[i - 1]), len(epochs))
+    before, after = epochs[:restart], epochs[restart:]
+    assert before == list(range(1, restart + 1)) and restart >= kill.epoch_before
+    assert (after or before)[-1] == EPOCHS and after == list(range(after[0] if after else 0, EPOCHS + 1))[:len(after)]
+    assert not after or after[0] >= 2  # epoch 1 always improves, so it always has a checkpoint
+    trials = pd.read_csv(experiment / "trials.csv")
+    assert trials[["status", "stopped_by", "epochs_run"]].values.tolist() == [["TERMINATED", "completed", EPOCHS]]
 
 
 def test_diverged_trial_ends_alone_and_is_never_best(faulty):

@@ -38,7 +38,8 @@ def test_bpr_with_several_negatives_learns(tiny):
 def test_same_seed_same_metrics(tiny):
     config, split = tiny_config(epochs=4), make_split(tiny, "user_cold", 0)
     first, second = fit(config, tiny, split), fit(config, tiny, split)
-    assert first.history == [{**row, "epoch_seconds": a["epoch_seconds"]} for row, a in zip(second.history, first.history)]
+    timing = ("epoch_seconds", "eval_seconds")
+    assert first.history == [{**row, **{k: a[k] for k in timing}} for row, a in zip(second.history, first.history)]
     assert first.test == second.test
 
 
@@ -51,6 +52,8 @@ def test_resume_continues_from_the_checkpoint_not_from_scratch(tiny):
                        lambda metrics, checkpoint, improved: checkpoints.append(checkpoint())).progress
     resumed = run_epochs(tiny_config(epochs=4), tiny, split, resume=checkpoints[-1]).progress
     assert [row["epoch"] for row in resumed.history] == [3, 4]
+    steps = first.history[0]["train_steps"]
+    assert [row["train_steps"] for row in resumed.history] == [3 * steps, 4 * steps]  # counted on from the checkpoint
     assert resumed.history[0]["loss"] < first.history[0]["loss"]
     assert resumed.best_value >= first.best_value and resumed.best_epoch >= first.best_epoch
 

@@ -8,7 +8,7 @@ import torch
 from raysearch.config import TrainConfig
 from raysearch.data.protocols import eval_task, make_split
 from raysearch.errors import TrainingDiverged
-from raysearch.train.loop import Progress, early_stopping, fit_once, sgd_epoch
+from raysearch.train.loop import EpochLoss, Progress, early_stopping, fit_once, sgd_epoch
 
 CONFIG = TrainConfig.from_dict({"model": "popularity", "epochs": 10, "patience": 2, "topk": [3], "metric": "ndcg@3"})
 
@@ -31,7 +31,7 @@ def run(tiny, split, pattern, losses=None, **kwargs):
     reported, snapshots = [], []
     epochs = iter(scorers(tiny, split, pattern))
     progress = early_stopping(
-        CONFIG, tiny, split, lambda: next(losses) if losses else 1.0, lambda: next(epochs),
+        CONFIG, tiny, split, lambda: EpochLoss(next(losses) if losses else 1.0, 3), lambda: next(epochs),
         lambda epoch, metrics: snapshots.append(epoch) or {"epoch": epoch},
         lambda metrics, checkpoint, improved: reported.append((metrics["epoch"], improved, checkpoint()["epoch"])),
         **kwargs)
@@ -43,13 +43,21 @@ def test_patience_stops_after_epochs_without_improvement(tiny, split):
     assert (progress.epoch, progress.best_epoch, progress.best_value) == (4, 2, 1.0)
     assert reported == [(1, True, 1), (2, True, 2), (3, False, 3), (4, False, 4)]  # improved: the best; else the epoch's
     assert progress.best == {"epoch": 2} and [row["best_epoch"] for row in progress.history] == [1, 2, 2, 2]
-    assert set(progress.history[0]) == {"epoch", "loss", "epoch_seconds", "valid_recall@3", "valid_ndcg@3",
-                                        "valid_mrr@3", "valid_hit@3", "best_epoch", "best_value"}
+    assert set(progress.history[0]) == {"epoch", "loss", "epoch_seconds", "eval_seconds", "train_steps",
+                                        "valid_recall@3", "valid_ndcg@3", "valid_mrr@3", "valid_hit@3", "best_epoch",
+                                        "best_value"}
+    assert [row["train_steps"] for row in progress.history] == [3, 6, 9, 12]  # optimizer steps so far
 
 
 def test_a_resumed_run_starts_after_its_epoch_with_its_best(tiny, split):
-    progress, reported = run(tiny, split, "cc", progress=Progress(epoch=7, best_epoch=6, best_value=0.5))
+    progress, reported = run(tiny, split, "cc", progress=Progress(epoch=7, best_epoch=6, best_value=0.5, train_steps=21))
     assert [epoch for epoch, _, _ in reported] == [8] and progress.best is None  # 8 - 6 >= patience 2
+    assert progress.history[0]["train_steps"] == 24
+
+
+def test_a_run_resumed_after_patience_ran_out_runs_no_epoch(tiny, split):
+    progress, reported = run(tiny, split, "p", progress=Progress(epoch=8, best_epoch=6, best_value=0.5))
+    assert reported == [] and progress.epoch == 8  # a finished trial that --resume runs again changes nothing
 
 
 def test_a_non_finite_loss_raises_naming_epoch_loss_and_hint_before_reporting(tiny, split):
@@ -77,5 +85,5 @@ def test_sgd_epoch_steps_once_per_batch_and_returns_the_mean_loss():
     model = torch.nn.Module()
     model.weight = weight
     optimizer = torch.optim.SGD([weight], lr=0.5)
-    mean = sgd_epoch(model, optimizer, [torch.tensor(1.0), torch.tensor(1.0)], lambda batch: weight * batch)
-    assert mean == pytest.approx((1.0 + 0.5) / 2) and weight.item() == pytest.approx(0.0)
+    mean, steps = sgd_epoch(model, optimizer, [torch.tensor(1.0), torch.tensor(1.0)], lambda batch: weight * batch)
+    assert mean == pytest.approx((1.0 + 0.5) / 2) and steps == 2 and weight.item() == pytest.approx(0.0)

@@ -132,7 +132,8 @@ def submitted(cluster, tmp_path_factory):
     """The smoke search (4 trials, 2 workers x 0.5 CPU, workers spread over the nodes) as a Ray job."""
     folder = tmp_path_factory.mktemp("two-node")
     space = yaml.safe_load((ROOT / "search_spaces" / "smoke.yaml").read_text())
-    space["resources"]["placement_strategy"] = "SPREAD"
+    space["resources"].update(workers_per_trial=2, cpus_per_worker=0.5, placement_strategy="SPREAD")
+    space["experiment"]["max_concurrent_trials"] = 1
     (folder / "space.yaml").write_text(yaml.safe_dump(space))
     storage = folder / "shared"
     job = subprocess.run(

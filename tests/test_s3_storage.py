@@ -86,7 +86,7 @@ def test_search_lands_results_best_config_and_checkpoint_in_the_bucket(experimen
                  "search_space.yaml", "optuna.journal", "experiment_state"):
         assert any(k.startswith(f"{experiment}/{name}") for k in names), name
     assert sum(k.endswith("/result.json") for k in names) == 2
-    assert any("/train_runs/train-" in k and k.endswith("/checkpoint.pt") for k in names)
+    assert any("/run_trial_" in k and k.endswith("/checkpoint.pt") for k in names)  # one-worker trials keep their own
     trials = pd.read_csv(io.BytesIO(read(bucket, f"{experiment}/trials.csv")))
     assert len(trials) == 2 and (trials["status"] == "TERMINATED").all() and trials["worker_nodes"].notna().all()
     header, _, body = read(bucket, f"{experiment}/best_config.yaml").decode().partition("\n")

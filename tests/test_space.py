@@ -42,6 +42,10 @@ BASE = {"config": {"epochs": 5}, "params": {"learning_rate": {"type": "logunifor
     ({"experiment": {"name": "../up"}}, "experiment: key 'name' = '../up' must be a plain folder name"),
     ({"extra": {}}, "unknown section 'extra'"),
     ({"params": {}}, "params is empty"),
+    ({"scheduler": {"grace_period": 6}}, "scheduler: key 'grace_period' = 6 must be <= config.epochs = 5 (ASHA's max_t)"),
+    ({"experiment": {"num_samples": 8, "n_startup_trials": 9}}, "experiment: key 'n_startup_trials' = 9 must be in 1..num_samples (8)"),
+    ({"experiment": {"n_startup_trials": 0}}, "experiment: key 'n_startup_trials' = 0 must be in 1..num_samples (16)"),
+    ({"experiment": {"max_concurrent_trials": 0}}, "experiment: key 'max_concurrent_trials' = 0 must be >= 1 (or null: automatic)"),
 ])
 def test_bad_spaces_name_file_key_and_value(tmp_path, change, fragment):
     path = _write(tmp_path, {**BASE, **change})
@@ -61,8 +65,8 @@ def test_malformed_documents_never_execute(tmp_path, text, fragment):
 
 
 def test_overrides_fix_a_key_and_stop_searching_it(tmp_path):
-    space = load_space(SPACES / "default.yaml").with_overrides(["num_layers=1", "epochs=2"])
-    assert space.config.settings.num_layers == 1 and space.config.epochs == 2
+    space = load_space(SPACES / "default.yaml").with_overrides(["num_layers=1", "epochs=3"])
+    assert space.config.settings.num_layers == 1 and space.config.epochs == 3
     assert "num_layers" not in {p.key for p in space.params}
     config = space.trial_config({"learning_rate": 0.01, "contrastive_weight": 0.2, "temperature": 0.1})
     assert config.learning_rate == 0.01 and config.settings.num_layers == 1
@@ -95,3 +99,16 @@ def test_params_are_the_chosen_models_keys(tmp_path):
                              "params": {"mlp_dims": {"type": "choice", "values": [[8], [16, 8]]}}})
     with pytest.raises(ConfigError, match="workers_per_trial = 2: model 'deepfm' trains on one worker"):
         load_space(path)
+
+
+def test_a_set_epochs_below_the_grace_period_is_refused_naming_the_file(tmp_path):
+    path = _write(tmp_path, {**BASE, "scheduler": {"grace_period": 3}})
+    with pytest.raises(ConfigError, match=r"space.yaml: scheduler: key 'grace_period' = 3 must be <= config.epochs = 2"):
+        load_space(path).with_overrides(["epochs=2"])
+
+
+@pytest.mark.parametrize("experiment, startup", [({}, 4), ({"num_samples": 2}, 1), ({"num_samples": 100}, 10),
+                                                 ({"num_samples": 8, "n_startup_trials": 8}, 8)])
+def test_tpe_startup_trials_default_to_a_quarter_of_the_budget(tmp_path, experiment, startup):
+    space = load_space(_write(tmp_path, {**BASE, "experiment": experiment}))
+    assert space.experiment.startup_trials == startup and space.experiment.max_concurrent_trials is None

@@ -17,15 +17,16 @@ from raysearch.evaluation.scoring import evaluate
 from raysearch.export import export_model
 from raysearch.search.space import load_space
 from raysearch.search.tuning import search
-from raysearch.testing.faults import SMOKE
+from raysearch.testing.faults import SMOKE, result_lines
 from raysearch.train.fusion_gcn import model_scorer
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
+SMOKE_EPOCHS = 3  # smoke.yaml's epochs
 
 
 @pytest.fixture(scope="module")
 def smoke(ray_address, ml100k, tmp_path_factory):
-    """A 4-trial smoke search, 2 DDP workers per trial (search_spaces/smoke.yaml)."""
+    """A 4-trial smoke search, one worker per trial, two trials at once (search_spaces/smoke.yaml)."""
     storage = tmp_path_factory.mktemp("storage")
     return Path(search(load_space(SMOKE), ml100k, storage, "smoke").path)
 
@@ -45,6 +46,21 @@ def test_every_trial_finishes_and_asha_stops_some(smoke):
     study = optuna.load_study(study_name="smoke", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(smoke / "optuna.journal"))))
     assert len(study.trials) == 4
+    recorded = sorted((t.state.name, round(t.value, 9)) for t in study.trials)
+    expected = sorted(("PRUNED" if row.stopped_by == "asha" else "COMPLETE", round(row.best_value, 9))
+                      for row in trials.itertuples())
+    assert recorded == expected  # ASHA-stopped trials pruned; every trial's value its best, not its last
+
+
+def test_epochs_report_steps_and_timings_and_checkpoint_only_improved_and_last_epochs(smoke):
+    for trial in sorted(smoke.glob("run_trial_*")):
+        lines = result_lines(trial / "result.json")
+        steps = lines[0]["train_steps"]
+        assert steps > 0 and [line["train_steps"] for line in lines] == [steps * line["epoch"] for line in lines]
+        assert all(line["epoch_seconds"] > 0 and line["eval_seconds"] > 0 for line in lines)
+        improved = {line["epoch"] for line in lines if line["best_epoch"] == line["epoch"]}
+        kept = [torch.load(c / "checkpoint.pt", weights_only=True)["epoch"] for c in trial.glob("checkpoint_*")]
+        assert kept and set(kept) <= improved | {SMOKE_EPOCHS}  # the last epoch, for --resume
 
 
 def test_exported_model_reproduces_the_best_validation_metric(smoke, ml100k, tmp_path):

@@ -14,7 +14,7 @@ from torch import nn
 from raysearch.config import TrainConfig
 from raysearch.data.movielens import Dataset
 from raysearch.data.protocols import Split
-from raysearch.train.loop import Fitted, Reporter, fit_epochs, sgd_epoch
+from raysearch.train.loop import EpochLoss, Fitted, Reporter, fit_epochs, sgd_epoch
 
 
 class AutoRec(nn.Module):
@@ -38,7 +38,7 @@ def train(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporte
     matrix[torch.as_tensor(split.train[:, 1]), torch.as_tensor(split.train[:, 0])] = 1.0
     items = torch.unique(torch.as_tensor(split.train[:, 1]))
 
-    def epoch() -> float:
+    def epoch() -> EpochLoss:
         batches = torch.split(items[torch.randperm(len(items), generator=generator)], config.batch_size)
         return sgd_epoch(model, optimizer, batches,
                          lambda batch: F.binary_cross_entropy_with_logits(model(matrix[batch]), matrix[batch]))

@@ -26,7 +26,7 @@ from raysearch.data.movielens import Dataset
 from raysearch.data.protocols import Split
 from raysearch.model.losses import info_nce
 from raysearch.train.inputs import NegativeSampler, training_items
-from raysearch.train.loop import Fitted, Reporter, fit_epochs, sgd_epoch
+from raysearch.train.loop import EpochLoss, Fitted, Reporter, fit_epochs, sgd_epoch
 
 SIDES = ("users", "items")
 
@@ -92,7 +92,7 @@ def train(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporte
         norms = (user.norm(dim=-1).mean() + item.norm(dim=-1).mean()) / 2
         return own.contrastive_weight * content + (1 - own.contrastive_weight) * rank + own.norm_weight * norms
 
-    def epoch() -> float:
+    def epoch() -> EpochLoss:
         return sgd_epoch(model, optimizer, torch.split(torch.randperm(len(pairs), generator=generator),
                                                        config.batch_size), loss)
 

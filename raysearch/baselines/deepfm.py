@@ -21,7 +21,7 @@ from raysearch.data.movielens import Dataset
 from raysearch.data.protocols import Split
 from raysearch.model.fusion_gcn import FieldBags
 from raysearch.train.inputs import NegativeSampler, training_items
-from raysearch.train.loop import Fitted, Reporter, fit_epochs, sgd_epoch
+from raysearch.train.loop import EpochLoss, Fitted, Reporter, fit_epochs, sgd_epoch
 
 
 class Side(nn.Module):
@@ -112,7 +112,7 @@ def train(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporte
                               model.items(ids(items, known_items, config.settings.id_dropout), _take(item_bags, items)))
         return F.binary_cross_entropy_with_logits(logits, labels.reshape(-1))
 
-    def epoch() -> float:
+    def epoch() -> EpochLoss:
         return sgd_epoch(model, optimizer, torch.split(torch.randperm(len(pairs), generator=generator),
                                                        config.batch_size), loss)
 

@@ -24,7 +24,7 @@ from raysearch.data.movielens import Dataset
 from raysearch.data.protocols import Split
 from raysearch.train.fusion_gcn import build_model, train_epoch
 from raysearch.train.inputs import ModelInputs, NegativeSampler, training_items
-from raysearch.train.loop import Fitted, Reporter, fit_epochs, sgd_epoch
+from raysearch.train.loop import EpochLoss, Fitted, Reporter, fit_epochs, sgd_epoch
 
 
 class DropoutNet(nn.Module):
@@ -93,7 +93,7 @@ def train(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporte
         scores = (model.encode(0, batch_users, kept[0]) * model.encode(1, batch_items, kept[1])).sum(1)
         return F.mse_loss(scores, (users[batch_users] * items[batch_items]).sum(1))
 
-    def epoch() -> float:
+    def epoch() -> EpochLoss:
         return sgd_epoch(model, optimizer, torch.split(torch.randperm(len(pairs), generator=generator),
                                                        config.batch_size), loss)
 

@@ -17,7 +17,7 @@ from raysearch.data.protocols import Split
 from raysearch.evaluation.scoring import Scorer
 from raysearch.model.losses import sampled_softmax_loss
 from raysearch.train.inputs import NegativeSampler, training_items
-from raysearch.train.loop import Fitted, Reporter, fit_epochs, sgd_epoch
+from raysearch.train.loop import EpochLoss, Fitted, Reporter, fit_epochs, sgd_epoch
 
 
 class ContentTower(nn.Module):
@@ -59,7 +59,7 @@ def train(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporte
         negative = item_vectors[negatives].view(len(users), config.num_negatives, -1)
         return sampled_softmax_loss((user * item_vectors[items]).sum(1), torch.einsum("bd,bkd->bk", user, negative))
 
-    def epoch() -> float:
+    def epoch() -> EpochLoss:
         return sgd_epoch(model, optimizer, torch.split(torch.randperm(len(pairs), generator=generator),
                                                        config.batch_size), loss)
 

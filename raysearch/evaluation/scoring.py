@@ -18,16 +18,24 @@ from raysearch.evaluation.metrics import add_sums, ranking_sums, sampled_sums, t
 Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-@torch.no_grad()
 def evaluate(scorer: Scorer, task: EvalTask, num_items: int, ks: tuple[int, ...], chunk_users: int) -> dict[str, float]:
     """Full-ranking metrics of ``task`` averaged over its users, scoring ``chunk_users`` users at a time."""
+    sums = ranking_totals(scorer, task, num_items, ks, chunk_users)
+    return {k: v / len(task.users) for k, v in sums.items()}
+
+
+@torch.no_grad()
+def ranking_totals(scorer: Scorer, task: EvalTask, num_items: int, ks: tuple[int, ...],
+                   chunk_users: int) -> dict[str, float]:
+    """Full-ranking metric sums over ``task``'s users (every key present, 0 without users), so the parts
+    of a task scored apart (on data-parallel ranks, say) add up to the whole."""
     items = torch.as_tensor(np.arange(num_items) if task.candidates is None else task.candidates)
     column = torch.full((num_items,), -1, dtype=torch.long)
     column[items] = torch.arange(len(items))
     users = torch.as_tensor(task.users)
     positives = _rows_and_columns(task.positives, users, column)
     excluded = _rows_and_columns(task.excluded, users, column)
-    sums: dict[str, float] = {}
+    sums = ranking_sums(torch.zeros(0, max(ks), dtype=torch.bool), torch.ones(0, dtype=torch.long), ks)
     for start in range(0, len(users), chunk_users):
         stop = min(start + chunk_users, len(users))
         scores = scorer(users[start:stop], items).clone()
@@ -36,7 +44,7 @@ def evaluate(scorer: Scorer, task: EvalTask, num_items: int, ks: tuple[int, ...]
         positive[_chunk_index(positives, start, stop)] = True
         hits = top_hits(scores, positive, max(ks))
         sums = add_sums(sums, ranking_sums(hits, positive.sum(1), ks))
-    return {k: v / len(users) for k, v in sums.items()}
+    return sums
 
 
 @torch.no_grad()

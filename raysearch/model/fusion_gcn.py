@@ -28,7 +28,9 @@ class AdaptiveFusion(nn.Module):
         field_sizes: embedding rows of each field (token 0 = unknown / empty).
         embedding_dim: width ``d`` of every field embedding and of the output.
         attention_dim: width of the attention's hidden layer.
-        attention: False gives every field the same weight (the mean-pooling ablation).
+        attention: False gives every field the same weight (the mean-pooling ablation); the attention's
+            parameters are then frozen (created all the same, so the initialisation stream and the
+            checkpoint layout do not depend on the mode), which keeps DDP from waiting for their gradients.
 
     Shapes:
         input: one ``(tokens [nnz], offsets [N])`` bag pair per field (``nn.EmbeddingBag`` layout).
@@ -42,6 +44,8 @@ class AdaptiveFusion(nn.Module):
         self.fields = nn.ModuleList(nn.EmbeddingBag(size, embedding_dim, mode="mean") for size in field_sizes)
         self.key = nn.Linear(embedding_dim, attention_dim)
         self.query = nn.Parameter(torch.empty(attention_dim))
+        self.key.requires_grad_(attention)
+        self.query.requires_grad_(attention)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

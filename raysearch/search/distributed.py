@@ -1,17 +1,23 @@
-"""Ray Train data-parallel training: every worker runs the core epoch loop on its shard of the data.
+"""One training run hosted by Ray: in a Tune trial's own process, or on a Ray Train worker group.
 
-The per-worker function is :func:`raysearch.train.fusion_gcn.run_epochs` unchanged for the models that
-train data-parallel (``ModelSpec.data_parallel``); the others run their registry trainer on one worker, with the model wrapped by
-``ray.train.torch.prepare_model`` (DDP: gloo on CPU, NCCL on GPU) and a reporter that calls
-``ray.train.report`` on every rank each epoch (a barrier), attaching the checkpoint on rank 0 only.
-Validation covers the whole validation part on every rank, so all ranks report identical metrics.
-Every report also names the Ray nodes the run's workers are on (``worker_nodes``), so a search on a
-cluster shows where each trial ran. Storage is a local/NFS folder or a bucket (:mod:`raysearch.search.storage`).
+:func:`train_run` is the same for both hosts (a :class:`Session` says which): it resumes from the host's
+checkpoint and runs :func:`raysearch.train.fusion_gcn.run_epochs` for the models that train
+data-parallel (``ModelSpec.data_parallel``), the registry trainer for the others. On a Ray Train
+worker group (:func:`make_trainer`, for ``workers_per_trial > 1``) the model is wrapped by
+``ray.train.torch.prepare_model`` (DDP: gloo on CPU, NCCL on GPU) and every rank reports each epoch (a
+barrier); ranks share out the batches and the validation users (:class:`~raysearch.train.ranks.Ranks`),
+so all report identical metrics. Rank 0 attaches a checkpoint when the epoch improved the objective (the
+best epoch is what the search keeps) and when ``session.keep`` says so: on a worker group every epoch (a
+restarted group resumes where it was), in a trial its last epoch (a finished trial that ``--resume`` runs
+again then has nothing left to do; a checkpoint every epoch would be overhead). Every report
+also names the Ray nodes the run's workers are on (``worker_nodes``), so a search on a cluster shows
+where each trial ran. Storage is a local/NFS folder or a bucket (:mod:`raysearch.search.storage`).
 """
 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,23 +33,40 @@ from raysearch.data.split_files import split_for
 from raysearch.search.storage import Location, resolve
 from raysearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from raysearch.train.fusion_gcn import run_epochs
+from raysearch.train.ranks import Ranks
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a run takes from the Ray process that hosts it: where to report (``ray.train.report`` or
+    ``ray.tune.report``, with that API's checkpoint class), the checkpoint to resume from, its ranks, its
+    model wrapper and its device."""
+
+    report: Callable[..., None]  # report(metrics, checkpoint=None)
+    checkpoint_type: type  # ray.train.Checkpoint or ray.tune.Checkpoint
+    checkpoint: Any = None  # the one to resume from
+    ranks: Ranks = field(default_factory=Ranks)
+    wrap: Callable[[torch.nn.Module], torch.nn.Module] = lambda model: model
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    keep: Callable[[dict[str, float]], bool] = lambda metrics: False  # checkpoint this epoch though not improved
 
 
 class RayReporter:
-    """Reports each epoch to Ray Train from every rank, with ``extra`` values; rank 0 attaches the checkpoint."""
+    """Reports each epoch from every rank, with ``extra`` values; rank 0 attaches the checkpoint of an improved
+    epoch, or of one ``session.keep`` keeps."""
 
-    def __init__(self, rank: int, extra: dict[str, Any] | None = None) -> None:
-        self.rank = rank
+    def __init__(self, session: Session, extra: dict[str, Any] | None = None) -> None:
+        self.session = session
         self.extra = extra or {}
 
     def __call__(self, metrics: dict[str, float], checkpoint: Callable[[], dict], improved: bool) -> None:
         metrics = {**metrics, **self.extra}
-        if self.rank != 0:
-            ray.train.report(metrics)
+        if self.session.ranks.rank != 0 or not (improved or self.session.keep(metrics)):
+            self.session.report(metrics)
             return
         with tempfile.TemporaryDirectory() as folder:
             save_checkpoint(checkpoint(), Path(folder) / CHECKPOINT_FILE)
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+            self.session.report(metrics, checkpoint=self.session.checkpoint_type.from_directory(folder))
 
 
 def worker_nodes() -> str:
@@ -56,37 +79,47 @@ def worker_nodes() -> str:
     return ",".join(sorted(set(nodes)))
 
 
-def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """Ray Train entry point: ``loop_config`` holds the config dict, the dataset and the torch threads."""
-    torch.set_num_threads(loop_config["threads"])
-    config = TrainConfig.from_dict(loop_config["config"])
-    dataset: Dataset = loop_config["dataset"]
-    context = ray.train.get_context()
+def train_run(config: TrainConfig, dataset: Dataset, session: Session, threads: int) -> None:
+    """One run on this process with ``threads`` torch threads: resumed from the session's checkpoint,
+    reporting every epoch to it."""
+    torch.set_num_threads(threads)
     resume = None
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
+    if session.checkpoint is not None:
+        with session.checkpoint.as_directory() as folder:
             resume = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
-    reporter = RayReporter(context.get_world_rank(), {"worker_nodes": worker_nodes()})
+    reporter = RayReporter(session, {"worker_nodes": worker_nodes()})
     split = split_for(config, dataset)
     if not config.spec.data_parallel:  # one worker, no resume
         config.spec.train(config, dataset, split, reporter)
         return
-    run_epochs(config, dataset, split, reporter,
-               rank=context.get_world_rank(), world_size=context.get_world_size(),
-               wrap=ray.train.torch.prepare_model, resume=resume, device=ray.train.torch.get_device())
+    run_epochs(config, dataset, split, reporter, ranks=session.ranks, wrap=session.wrap, resume=resume,
+               device=session.device)
+
+
+def threads(scaling: Scaling) -> int:
+    """Torch threads of one worker: its whole CPUs, at least 1."""
+    return max(1, int(scaling.cpus_per_worker))
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """Ray Train entry point: ``loop_config`` holds the config dict, the dataset and the torch threads."""
+    context = ray.train.get_context()
+    session = Session(ray.train.report, ray.train.Checkpoint, ray.train.get_checkpoint(),
+                      Ranks(context.get_world_rank(), context.get_world_size()), ray.train.torch.prepare_model,
+                      ray.train.torch.get_device(), keep=lambda metrics: True)
+    train_run(TrainConfig.from_dict(loop_config["config"]), loop_config["dataset"], session, loop_config["threads"])
 
 
 def make_trainer(config: TrainConfig, dataset: Dataset, scaling: Scaling, run_name: str, storage: str | Location,
                  callbacks: list | None = None) -> ray.train.torch.TorchTrainer:
-    """A ``TorchTrainer`` for one run under ``storage`` (a folder or a bucket URI); checkpoints are kept by
-    the validation metric. A worker group that cannot start fails the run after
+    """A ``TorchTrainer`` for one run under ``storage`` (a folder or a bucket URI); checkpoints are kept by their
+    epoch's validation metric (the objective, for the best epoch's). A worker group that cannot start fails the run after
     ``controller_failure_limit`` tries instead of waiting forever."""
     storage = resolve(storage)
     return ray.train.torch.TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": config.to_dict(), "dataset": dataset,
-                           "threads": max(1, int(scaling.cpus_per_worker))},
+                           "threads": threads(scaling)},
         scaling_config=ray.train.ScalingConfig(num_workers=scaling.workers_per_trial, use_gpu=scaling.use_gpu,
                                                resources_per_worker={"CPU": scaling.cpus_per_worker},
                                                placement_strategy=scaling.placement_strategy),

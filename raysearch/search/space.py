@@ -2,8 +2,8 @@
 
 A space file has four parts (every key optional except ``params``)::
 
-    experiment: {name: default, num_samples: 16, max_concurrent_trials: 1, seed: 0}
-    scheduler: {grace_period: 2, reduction_factor: 2}          # ASHA on the reported epoch
+    experiment: {name: default, num_samples: 16, max_concurrent_trials: null, n_startup_trials: null, seed: 0}
+    scheduler: {grace_period: 2, reduction_factor: 2}          # ASHA on the reported epoch, max_t = epochs
     resources: {workers_per_trial: 1, cpus_per_worker: 1.0, use_gpu: false,
                 num_to_keep: 2, max_failures: 1}
     config: {dataset: ml-100k, split: warm, epochs: 30, metric: ndcg@10}   # fixed config keys
@@ -13,9 +13,11 @@ A space file has four parts (every key optional except ``params``)::
       temperature: {type: uniform, low: 0.05, high: 1.0}
       embedding_dim: {type: choice, values: [32, 64]}
 
-The validation metric (``config.metric``, maximised) is declared once and drives TPE, ASHA, checkpoint
-retention and the best trial. Files load with ``yaml.safe_load`` only; every error names the file,
-the key and the value.
+The validation metric (``config.metric``, maximised) is declared once; its running best over a trial's
+epochs (:data:`OBJECTIVE`) drives TPE, ASHA and the best trial, and checkpoints are ranked by their own
+epoch's metric (the best epoch's is the objective). Files load with
+``yaml.safe_load`` only; every error names the file, the key and the value, including the values Ray
+would reject (``grace_period`` above ``epochs``, say).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from raysearch.errors import ConfigError, RaysearchError, check
 from raysearch.search.storage import Location, local_copy
 
 SPACE_FILE = "search_space.yaml"  # the resolved space, saved in every experiment folder for --resume
+OBJECTIVE = "best_value"  # what every epoch reports: the best validation config.metric of the trial so far
 PARAM_TYPES = {"loguniform": ("low", "high"), "uniform": ("low", "high"), "randint": ("low", "high"),
                "choice": ("values",)}
 
@@ -61,14 +64,24 @@ class Param:
 class Experiment:
     name: str = "raysearch"  # folder under the storage path
     num_samples: int = 16  # trials to run
-    max_concurrent_trials: int = 1  # trials at once (each with its own Train worker group)
+    max_concurrent_trials: int | None = None  # trials at once; None: as many as Ray's CPUs hold (CPUs / CPUs per trial)
+    n_startup_trials: int | None = None  # TPE's random start-up trials; None: num_samples // 4, between 1 and 10
     seed: int = 0  # seeds the TPE sampler
 
     def __post_init__(self) -> None:
         check("name", self.name, self.name.isprintable() and "/" not in self.name and not self.name.startswith(".")
               and 0 < len(self.name.encode()) <= 255, "must be a plain folder name")
         check("num_samples", self.num_samples, self.num_samples >= 1, "must be >= 1")
-        check("max_concurrent_trials", self.max_concurrent_trials, self.max_concurrent_trials >= 1, "must be >= 1")
+        check("max_concurrent_trials", self.max_concurrent_trials,
+              self.max_concurrent_trials is None or self.max_concurrent_trials >= 1, "must be >= 1 (or null: automatic)")
+        check("n_startup_trials", self.n_startup_trials, self.n_startup_trials is None
+              or 1 <= self.n_startup_trials <= self.num_samples, f"must be in 1..num_samples ({self.num_samples})")
+
+    @property
+    def startup_trials(self) -> int:
+        """TPE's random start-up trials: ``n_startup_trials``, else a quarter of the budget (1 to 10); with
+        few trials Optuna's own default of 10 would leave TPE little to guide."""
+        return self.n_startup_trials or min(10, max(1, self.num_samples // 4))
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,11 @@ class SearchSpace:
     experiment: Experiment = field(default_factory=Experiment)
     scheduler: Scheduler = field(default_factory=Scheduler)
     resources: Scaling = field(default_factory=Scaling)
+
+    def __post_init__(self) -> None:
+        if self.scheduler.grace_period > self.config.epochs:  # Ray's ASHA asserts grace_period <= max_t
+            raise ConfigError(f"{self.source}: scheduler: key 'grace_period' = {self.scheduler.grace_period} must be "
+                              f"<= config.epochs = {self.config.epochs} (ASHA's max_t)")
 
     @property
     def metric(self) -> str:

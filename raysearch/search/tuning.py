@@ -1,8 +1,16 @@
-"""Ray Tune search: Optuna TPE + ASHA over trials that each fit a Ray Train ``TorchTrainer``.
+"""Ray Tune search: Optuna TPE + ASHA over trials that each train one model.
+
+A one-worker trial trains in the trial's own process (no worker group to start: a trial costs little
+more than its epochs); a trial of ``workers_per_trial > 1`` fits a Ray Train ``TorchTrainer``. Both run
+the same :func:`raysearch.search.distributed.train_run`, resume from their last checkpoint after a
+failure (Tune's or Train's ``max_failures``), and report the objective (:data:`OBJECTIVE`, the best
+validation metric so far), which TPE, ASHA and the best trial all use (checkpoints are ranked by their
+own epoch's validation metric: the best epoch's is the objective).
 
 Everything lands under ``<storage>/<experiment name>/``, where the storage is a local/NFS folder or a
-bucket (:mod:`raysearch.search.storage`): Tune's trial folders (results, TensorBoard events with HParams),
-``train_runs/`` (each trial's Train run and its checkpoints), ``optuna.journal`` (the Optuna study),
+bucket (:mod:`raysearch.search.storage`): Tune's trial folders (results, TensorBoard events with HParams,
+a one-worker trial's checkpoints), ``train_runs/`` (each multi-worker trial's Train run and its
+checkpoints), ``optuna.journal`` (the Optuna study),
 ``search_space.yaml`` (the resolved space, reused by ``--resume``), ``split.json`` (the split every
 trial trains on, unless ``split``, ``seed`` or ``split_file`` is searched), and after the search
 ``trials.csv``, ``summary.md``, ``best_config.yaml`` and ``best_checkpoint/``.
@@ -19,6 +27,7 @@ from typing import Any
 import optuna
 import pandas as pd
 import ray
+import torch
 import yaml
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 from ray import tune
@@ -27,28 +36,109 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from raysearch.data.movielens import Dataset, load_for
+from raysearch.config import Scaling, TrainConfig
 from raysearch.data.split_files import SPLIT_FILE, SPLIT_KEYS, split_for, split_text
 from raysearch.errors import RaysearchError, TrainingDiverged
 from raysearch.markdown import markdown_table
-from raysearch.search.distributed import make_trainer
-from raysearch.search.space import SPACE_FILE, SearchSpace
+from raysearch.search.distributed import Session, make_trainer, threads, train_run
+from raysearch.search.space import OBJECTIVE, SPACE_FILE, SearchSpace
 from raysearch.search.storage import Location, copy_dir, resolve
 
 TRAIN_RUNS = "train_runs"
 JOURNAL_FILE = "optuna.journal"
 
 
+DRIVER_CPUS = 0.01  # a multi-worker trial's driver only waits for its workers (Ray refuses 0)
+STATE_PERIOD = "1"  # seconds between Tune's experiment-state snapshots (Ray's default: 10 or more), so a driver
+# killed after a trial finished or started resumes knowing it, even when trials last seconds
+
+
 def run_trial(sampled: dict[str, Any], space: SearchSpace, dataset: Dataset, train_storage: Location) -> None:
-    """Tune function trainable: one Ray Train run, named after the trial so a restore resumes it."""
+    """Tune function trainable: one worker trains right here; more fit a Ray Train run named after the trial,
+    so a restore resumes it."""
     config = space.trial_config(sampled)
+    if space.resources.workers_per_trial == 1:
+        device = torch.device("cuda" if space.resources.use_gpu else "cpu")
+        session = Session(tune.report, tune.Checkpoint, tune.get_checkpoint(), wrap=lambda model: model.to(device),
+                          device=device, keep=lambda metrics: ends(metrics, config))
+        train_run(config, dataset, session, threads(space.resources))
+        return
     trial_id = tune.get_context().get_trial_id()
     make_trainer(config, dataset, space.resources, f"train-{trial_id}", train_storage,
                  callbacks=[TuneReportCallback()]).fit()
 
 
+def trial_resources(scaling: Scaling) -> dict[str, float]:
+    """What Tune reserves for a trial: the worker itself when it trains in the trial, else its driver's share
+    (a Train run's workers get a placement group of their own)."""
+    if scaling.workers_per_trial > 1:
+        return {"CPU": DRIVER_CPUS}
+    return {"CPU": scaling.cpus_per_worker, "GPU": float(scaling.use_gpu)}
+
+
+def trial_cpus(scaling: Scaling) -> float:
+    """CPUs one trial holds while it runs, its workers included."""
+    return trial_resources(scaling)["CPU"] + (scaling.workers_per_trial * scaling.cpus_per_worker
+                                              if scaling.workers_per_trial > 1 else 0.0)
+
+
+def concurrency(space: SearchSpace, cpus: float) -> int:
+    """Trials at once: the space's ``max_concurrent_trials``, else as many as ``cpus`` hold (at least 1)."""
+    return space.experiment.max_concurrent_trials or max(1, math.floor(cpus / trial_cpus(space.resources) + 1e-9))
+
+
+def check_grantable(space: SearchSpace, resources: dict[str, float]) -> None:
+    """Fail at once when one trial needs more than Ray has (``resources``: ``ray.cluster_resources()``), since
+    Tune would wait for it forever."""
+    scaling, cpus, gpus = space.resources, resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    keys = "resources.workers_per_trial x resources.cpus_per_worker" + (
+        f" + {DRIVER_CPUS} for the trial's driver" if scaling.workers_per_trial > 1 else "")
+    if trial_cpus(scaling) > cpus:
+        raise RaysearchError(f"{space.source}: {keys} = {scaling.workers_per_trial} x {scaling.cpus_per_worker:g} "
+                             f"needs {trial_cpus(scaling):g} CPUs per trial, but Ray has {cpus:g} CPUs "
+                             f"(--num-cpus, or the cluster's)")
+    if scaling.use_gpu and scaling.workers_per_trial > gpus:
+        raise RaysearchError(f"{space.source}: resources.use_gpu with resources.workers_per_trial = "
+                             f"{scaling.workers_per_trial} needs {scaling.workers_per_trial} GPUs per trial, "
+                             f"but Ray has {gpus:g} GPUs")
+
+
 def _trainable(space: SearchSpace, dataset: Dataset, experiment: Location) -> Any:
     fn = tune.with_parameters(run_trial, space=space, dataset=dataset, train_storage=experiment / TRAIN_RUNS)
-    return tune.with_resources(fn, {"CPU": 0.01})  # the trial driver only waits; workers hold the CPUs
+    return tune.with_resources(fn, trial_resources(space.resources))
+
+
+def ends(metrics: dict[str, float], config: TrainConfig) -> bool:
+    """Whether the epoch of ``metrics`` is the run's last (all epochs run, or patience ran out)."""
+    return ended_by(int(metrics["epoch"]), int(metrics["best_epoch"]), config) != "asha"
+
+
+def ended_by(epochs: int, best_epoch: int, config: TrainConfig) -> str:
+    """How a trial that did not fail ended: ``completed`` (all epochs), ``patience``, or ``asha`` (stopped early)."""
+    if epochs >= config.epochs:
+        return "completed"
+    return "patience" if epochs - best_epoch >= config.patience else "asha"
+
+
+class ObjectiveSearch(OptunaSearch):
+    """Ray's ``OptunaSearch`` with the study recording what the search did: intermediate values by epoch
+    (Tune's iteration restarts after ``--resume``), and trials ASHA stopped as PRUNED (Optuna then takes
+    their last intermediate value, the objective when stopped, and TPE ranks them below every complete
+    trial) instead of COMPLETE with a value of a few epochs."""
+
+    def __init__(self, config: TrainConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config = config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        super().on_trial_result(trial_id, {**result, "training_iteration": result["epoch"]})
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        reported = not error and bool(result) and "epoch" in result
+        if reported:  # Tune hands a trial's last result to this call only
+            self.on_trial_result(trial_id, result)
+        stopped = reported and ended_by(int(result["epoch"]), int(result["best_epoch"]), self.config) == "asha"
+        super().on_trial_complete(trial_id, None if stopped else result, error)  # no result: PRUNED
 
 
 class ObjectJournalBackend(BaseJournalBackend):
@@ -85,12 +175,13 @@ def journal_backend(location: Location) -> BaseJournalBackend:
 
 
 def search(space: SearchSpace, dataset: Dataset, storage: str | os.PathLike | Location, name: str,
-           resume: bool = False) -> Location:
-    """Run (or with ``resume`` continue) the search under ``storage`` (a folder or a bucket URI);
-    returns the experiment's location after writing its outputs."""
+           resume: bool = False, callbacks: list[tune.Callback] | None = None) -> Location:
+    """Run (or with ``resume`` continue) the search under ``storage`` (a folder or a bucket URI), with Tune
+    ``callbacks`` (a benchmark's timers, say); returns the experiment's location after writing its outputs."""
     storage = resolve(storage)
     experiment = storage / name
     filesystem = None if storage.is_local else storage.fs
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", STATE_PERIOD)
     if resume:
         if not tune.Tuner.can_restore(experiment.path, storage_filesystem=filesystem):
             raise RaysearchError(f"{experiment}: no Tune experiment to resume there")
@@ -109,16 +200,25 @@ def search(space: SearchSpace, dataset: Dataset, storage: str | os.PathLike | Lo
             _trainable(space, dataset, experiment),
             param_space=space.tune_space(),
             tune_config=tune.TuneConfig(
-                metric=space.metric, mode="max", num_samples=space.experiment.num_samples,
-                max_concurrent_trials=space.experiment.max_concurrent_trials,
-                search_alg=OptunaSearch(
-                    seed=space.experiment.seed, study_name=name,
+                metric=OBJECTIVE, mode="max", num_samples=space.experiment.num_samples,
+                max_concurrent_trials=concurrency(space, ray.cluster_resources().get("CPU", 1.0)),
+                # reused drivers of Train runs hung once Train restarted a worker group (Ray 2.60)
+                reuse_actors=space.resources.workers_per_trial == 1,
+                search_alg=ObjectiveSearch(
+                    space.config, study_name=name,
+                    sampler=optuna.samplers.TPESampler(n_startup_trials=space.experiment.startup_trials,
+                                                       seed=space.experiment.seed),
                     storage=optuna.storages.JournalStorage(journal_backend(experiment / JOURNAL_FILE))),
                 scheduler=ASHAScheduler(time_attr="epoch", max_t=space.config.epochs,
                                         grace_period=space.scheduler.grace_period,
                                         reduction_factor=space.scheduler.reduction_factor),
             ),
-            run_config=tune.RunConfig(name=name, storage_path=storage.path, storage_filesystem=filesystem),
+            run_config=tune.RunConfig(
+                name=name, storage_path=storage.path, storage_filesystem=filesystem, callbacks=callbacks,
+                failure_config=tune.FailureConfig(max_failures=space.resources.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=space.resources.num_to_keep,
+                                                        checkpoint_score_attribute=space.metric,
+                                                        checkpoint_score_order="max")),
         )
     try:
         results = tuner.fit()
@@ -139,12 +239,8 @@ def trials_table(space: SearchSpace, results: tune.ResultGrid) -> pd.DataFrame:
         failure = _failure(result.error) if result.error is not None else None
         if failure is not None:
             stopped_by = "diverged" if isinstance(failure, TrainingDiverged) else "error"
-        elif epochs >= space.config.epochs:
-            stopped_by = "completed"
-        elif epochs - int(metrics.get("best_epoch", epochs)) >= space.config.patience:
-            stopped_by = "patience"
         else:
-            stopped_by = "asha"
+            stopped_by = ended_by(epochs, int(metrics.get("best_epoch", epochs)), space.config)
         rows.append({
             "trial_id": metrics.get("trial_id", Path(result.path).name),
             "status": "ERROR" if failure is not None else "TERMINATED",
@@ -190,8 +286,11 @@ def write_outputs(space: SearchSpace, results: tune.ResultGrid, experiment: Loca
 
 
 def _best_checkpoint_path(result: Any, metric: str) -> str:
-    """The kept checkpoint of the trial's best epoch (Ray Train V2 reports checkpoint paths as metrics),
-    as a path in the experiment's filesystem."""
+    """The kept checkpoint of the trial's best epoch (the best by its epoch's ``metric``, which there is the
+    objective), as a path in the experiment's filesystem: Tune's own for a one-worker trial, the path a Train
+    run reported as a metric for the others (Train V2 hands Tune no checkpoint object)."""
+    if result.checkpoint is not None:
+        return result.get_best_checkpoint(metric, "max").path
     frame = result.metrics_dataframe
     rows = frame.dropna(subset=["checkpoint_path"]) if "checkpoint_path" in frame else frame.iloc[0:0]
     if rows.empty:
@@ -203,15 +302,18 @@ def run_search(space: SearchSpace, storage: Location, name: str, resume: bool = 
                download: bool = False, address: str | None = None, num_cpus: int | None = None) -> Location:
     """``raysearch tune``: load the space's dataset, join (or start) Ray, run or resume the search."""
     dataset = load_for(space.config, data_dir, download)
-    init_ray(address, num_cpus)
+    if init_ray(address, num_cpus):  # a cluster may still grow (autoscaling): checked only on Ray started here
+        check_grantable(space, ray.cluster_resources())
     return search(space, dataset, storage, name, resume=resume)
 
 
-def init_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Connect to a cluster (``address``) or start an embedded local Ray with ``num_cpus`` logical CPUs."""
+def init_ray(address: str | None, num_cpus: int | None = None) -> bool:
+    """Connect to a cluster (``address``) or start an embedded local Ray with ``num_cpus`` logical CPUs;
+    True when this started Ray here."""
     if ray.is_initialized():
-        return
+        return False
     if address:
         ray.init(address=address)
-    else:
-        ray.init(num_cpus=num_cpus or os.cpu_count())
+        return False
+    ray.init(num_cpus=num_cpus or os.cpu_count())
+    return True

@@ -43,13 +43,15 @@ LOG_BYTES_PER_TRIAL, FIXED_BYTES = 256 * 1024, 256 * 1024  # the disk bound's al
 
 
 def space_file(folder: Path, name: str, num_samples: int, epochs: int, diverging: bool = False,
-               num_to_keep: int = 2) -> Path:
-    """smoke.yaml with ``num_samples`` trials of ``epochs`` epochs; ``diverging`` makes temperature a
-    choice between a sane value and one whose loss is NaN."""
+               num_to_keep: int = 2, workers: int = 1) -> Path:
+    """smoke.yaml with ``num_samples`` trials of ``epochs`` epochs, one at a time, of ``workers`` workers (2: a
+    Ray Train run of half a CPU each); ``diverging`` makes temperature a choice between a sane value and one
+    whose loss is NaN."""
     space = yaml.safe_load(SMOKE.read_text())
-    space["experiment"].update(name=name, num_samples=num_samples)
+    startup = min(num_samples, space["experiment"]["n_startup_trials"])
+    space["experiment"].update(name=name, num_samples=num_samples, max_concurrent_trials=1, n_startup_trials=startup)
     space["config"].update(epochs=epochs, patience=epochs)
-    space["resources"]["num_to_keep"] = num_to_keep
+    space["resources"].update(num_to_keep=num_to_keep, workers_per_trial=workers, cpus_per_worker=1.0 / workers)
     if diverging:
         space["params"]["temperature"] = {"type": "choice", "values": [0.2, DIVERGING_TEMPERATURE]}
         space["experiment"]["seed"] = 1  # TPE's first draws: 0.2, 1e-40, 0.2, 1e-40
@@ -80,10 +82,13 @@ def staging(experiment_name: str) -> Path:
     return runs[-1] if runs else Path("/nonexistent")
 
 
-def train_workers() -> list[int]:
-    """PIDs of this machine's Ray Train worker processes (Ray titles them ``ray::RayTrainWorker...``)."""
-    return [p.pid for p in psutil.process_iter(["cmdline"])
-            if " ".join(p.info["cmdline"] or []).startswith("ray::RayTrainWorker")]
+TRAIN_WORKER, TRIAL = "ray::RayTrainWorker", "ray::ImplicitFunc"  # Ray's process titles: a Train worker, a trial
+
+
+def workers(title: str = TRAIN_WORKER) -> list[int]:
+    """PIDs of this machine's Ray processes titled ``title``: Ray Train workers, or the processes of Tune trials
+    (a one-worker trial trains in its own)."""
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if " ".join(p.info["cmdline"] or []).startswith(title)]
 
 
 @dataclass
@@ -99,14 +104,16 @@ class WorkerKill:
 
 
 class WorkerKiller(threading.Thread):
-    """SIGKILLs one Ray Train worker process of the search's first trial once it has reported epoch
+    """SIGKILLs one worker process (titled ``title``) of the search's first trial once it has reported epoch
     ``after_epoch`` (or a later one before its last; it is polled), so it dies during a later epoch; then
     waits for that trial's next report. The first trial is never stopped by ASHA: it is the first at every
     rung. Reports are read where the Tune driver writes them (:func:`staging`)."""
 
-    def __init__(self, experiment: Path, after_epoch: int, last_epoch: int, timeout: float = 900) -> None:
+    def __init__(self, experiment: Path, after_epoch: int, last_epoch: int, title: str = TRAIN_WORKER,
+                 timeout: float = 900) -> None:
         super().__init__(daemon=True)
         self.experiment, self.after_epoch, self.last_epoch, self.timeout = experiment, after_epoch, last_epoch, timeout
+        self.title = title
         self.kill = WorkerKill()
         self.done = threading.Event()
 
@@ -115,9 +122,9 @@ class WorkerKiller(threading.Thread):
         while not self.done.is_set() and time.time() < deadline:
             trials = trial_dirs(staging(self.experiment.name))
             reported = [line["epoch"] for line in result_lines(trials[0] / "result.json")] if trials else []
-            workers = train_workers()
-            if reported and self.after_epoch <= reported[-1] < self.last_epoch and workers:
-                self._kill(trials[0], reported[-1], len(reported), min(workers), deadline)
+            running = workers(self.title)
+            if reported and self.after_epoch <= reported[-1] < self.last_epoch and running:
+                self._kill(trials[0], reported[-1], len(reported), min(running), deadline)
                 return
             time.sleep(0.05)
 
@@ -131,11 +138,12 @@ class WorkerKiller(threading.Thread):
             time.sleep(0.1)
 
 
-def search_with_worker_kill(space: Path, dataset: Dataset, storage: Path, after_epoch: int) -> tuple[Path, WorkerKill]:
-    """Run the search in-process while a :class:`WorkerKiller` SIGKILLs one Train worker once."""
+def search_with_worker_kill(space: Path, dataset: Dataset, storage: Path, after_epoch: int,
+                            title: str = TRAIN_WORKER) -> tuple[Path, WorkerKill]:
+    """Run the search in-process while a :class:`WorkerKiller` SIGKILLs one process titled ``title`` once."""
     document = yaml.safe_load(space.read_text())
     name = document["experiment"]["name"]
-    killer = WorkerKiller(storage / name, after_epoch, document["config"]["epochs"])
+    killer = WorkerKiller(storage / name, after_epoch, document["config"]["epochs"], title)
     killer.start()
     try:
         experiment = Path(search(load_space(space), dataset, storage, name).path)
@@ -166,6 +174,12 @@ class DriverKill:
         return len(self.trials) - self.trials["trial_id"].nunique()
 
 
+def reported(experiment_name: str, index: int) -> bool:
+    """Whether trial ``index`` (0-based, in start order) has reported an epoch, read where the driver writes."""
+    staged = trial_dirs(staging(experiment_name))
+    return len(staged) > index and bool(result_lines(staged[index] / "result.json"))
+
+
 def tune_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "raysearch", "tune", *args]
 
@@ -173,13 +187,13 @@ def tune_command(*args: str) -> list[str]:
 def kill_driver_and_resume(space: Path, storage: Path, address: str, data_root: Path,
                            finished_before_kill: int) -> DriverKill:
     """Start `raysearch tune` (one trial at a time), SIGKILL it once ``finished_before_kill`` trials have
-    finished and the next one runs, then `raysearch tune --resume` the experiment to the end."""
+    finished and the next one has reported an epoch, then `raysearch tune --resume` the experiment to the end."""
     env = {**os.environ, "RAYSEARCH_DATA_DIR": str(data_root)}
     driver = subprocess.Popen(tune_command("--space", str(space), "--storage", str(storage), "--address", address),
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     experiment = storage / yaml.safe_load(space.read_text())["experiment"]["name"]
     deadline = time.time() + 900
-    while len(trial_dirs(experiment)) <= finished_before_kill and time.time() < deadline and driver.poll() is None:
+    while not reported(experiment.name, finished_before_kill) and time.time() < deadline and driver.poll() is None:
         time.sleep(0.5)  # trial n + 1 starts once trial n has finished (one trial at a time)
     running = driver.poll() is None
     driver.send_signal(signal.SIGKILL)
@@ -427,7 +441,7 @@ def search_through_outage(space: Path, bucket: str, client: Any, endpoint: Endpo
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 900
     while driver.poll() is None and time.time() < deadline and not any(
-            key.endswith("/checkpoint.pt") for key in _objects(client, bucket, prefix + "train_runs/")):
+            key.endswith("/checkpoint.pt") and "/best_checkpoint/" not in key for key in _objects(client, bucket, prefix)):
         time.sleep(0.2)
     endpoint.down()
     time.sleep(down_seconds)

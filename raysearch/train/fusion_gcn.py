@@ -2,7 +2,7 @@
 contrastive term pinned off): its epoch, run through the shared early-stopping loop by :func:`run_epochs`.
 
 Nothing here knows about Ray: the distributed trainer calls :func:`run_epochs` unchanged with its own
-rank, world size, model wrapper and reporter.
+ranks, model wrapper and reporter.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from raysearch.model.fusion_gcn import FusionGCN, Representations
 from raysearch.model.losses import bpr_loss, info_nce, sampled_softmax_loss
 from raysearch.train.checkpoint import make_checkpoint, model_args
 from raysearch.train.inputs import ModelInputs, NegativeSampler, training_items
-from raysearch.train.loop import Fitted, Progress, Reporter, early_stopping, sgd_epoch
+from raysearch.train.loop import EpochLoss, Fitted, Progress, Reporter, early_stopping, sgd_epoch
+from raysearch.train.ranks import Ranks
 
 RANKING_LOSSES = {"bpr": bpr_loss, "softmax": sampled_softmax_loss}
 AUTOCAST_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -45,16 +46,17 @@ def build_model(config: TrainConfig, dataset: Dataset) -> FusionGCN:
 
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs: ModelInputs,
                 train: torch.Tensor, sampler: NegativeSampler, config: TrainConfig, generator: torch.Generator,
-                rank: int = 0, world_size: int = 1, scaler: torch.amp.GradScaler | None = None) -> float:
-    """One pass over this rank's shard of the shuffled training pairs; returns the mean loss.
+                ranks: Ranks = Ranks(), scaler: torch.amp.GradScaler | None = None) -> EpochLoss:
+    """One pass over this rank's shard of the training pairs, shuffled by its own ``generator``.
 
-    Every rank gets the same number of batches (the remainder of the shuffle is dropped) so DDP
-    steps stay in lockstep; the full graph is propagated at every step. With ``config.mixed_precision``
+    Each step takes ``batch_size // ranks.size`` pairs (and as many InfoNCE pairs of
+    ``contrastive_pairs``) on every rank, so the global batch and the steps per epoch do not depend on
+    the number of ranks; the full graph is propagated at every step. With ``config.mixed_precision``
     the forward pass and loss run under ``torch.autocast``; ``scaler`` scales fp16 losses.
     """
     own = config.settings
-    order = torch.randperm(len(train), generator=generator)
-    order = order[: len(order) - len(order) % world_size][rank::world_size]
+    shard = ranks.shard(len(train))
+    order = shard[torch.randperm(len(shard), generator=generator)]
     num_users = inputs.num_users
 
     def loss(batch: torch.Tensor) -> torch.Tensor:
@@ -68,12 +70,12 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
             if own.cold_weight > 0:
                 value = value + own.cold_weight * cold_path_loss(own.rec_loss, reps, users, candidates)
             if own.contrastive_weight > 0:
-                pairs = slice(0, own.contrastive_pairs)
+                pairs = slice(0, ranks.share(own.contrastive_pairs))
                 value = value + own.contrastive_weight * cross_view_loss(
                     reps, users[pairs], num_users + items[pairs], own.temperature)
         return value
 
-    return sgd_epoch(model, optimizer, torch.split(order, config.batch_size), loss, scaler)
+    return sgd_epoch(model, optimizer, torch.split(order, ranks.share(config.batch_size)), loss, scaler)
 
 
 def ranking_loss(name: str, users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
@@ -115,24 +117,29 @@ def model_scorer(model: FusionGCN, inputs: ModelInputs) -> Scorer:
 
 
 def run_epochs(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter | None = None, *,
-               rank: int = 0, world_size: int = 1, wrap: Callable[[nn.Module], nn.Module] = lambda m: m,
+               ranks: Ranks = Ranks(), wrap: Callable[[nn.Module], nn.Module] = lambda m: m,
                resume: dict | None = None, device: torch.device | None = None) -> Run:
     """FusionGCN through :func:`~raysearch.train.loop.early_stopping`, in-process or on a Ray Train worker.
 
-    Each epoch trains on this rank's shard (``wrap`` may make the model data-parallel); checkpoints are
-    :func:`~raysearch.train.checkpoint.make_checkpoint` dicts with the optimizer state. ``resume`` (such a
-    checkpoint) continues a run from its epoch; ``device`` is where the data goes (the model's own device
-    is ``wrap``'s business, e.g. ``ray.train.torch.prepare_model``).
+    Each epoch trains on this rank's shard (``wrap`` may make the model data-parallel); every rank
+    initialises the same model, then draws its own negatives, shuffles and ID-dropout masks from
+    ``ranks.seed(config.seed)``. Checkpoints are :func:`~raysearch.train.checkpoint.make_checkpoint`
+    dicts with the optimizer state. ``resume`` (such a checkpoint) continues a run from its epoch;
+    ``device`` is where the data goes (the model's own device is ``wrap``'s business, e.g.
+    ``ray.train.torch.prepare_model``).
     """
     torch.manual_seed(config.seed)
     model = build_model(config, dataset)
+    if ranks.rank:
+        torch.manual_seed(ranks.seed(config.seed))  # ID dropout draws from torch's global stream
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     progress = Progress()
     if resume is not None:
         model.load_state_dict(resume["state_dict"])
         optimizer.load_state_dict(resume["optimizer"])
-        progress = Progress(resume["epoch"], resume["metrics"]["best_epoch"], resume["metrics"]["best_value"])
-    generator = torch.Generator().manual_seed(config.seed + progress.epoch)
+        metrics = resume["metrics"]
+        progress = Progress(resume["epoch"], metrics["best_epoch"], metrics["best_value"], metrics.get("train_steps", 0))
+    generator = torch.Generator().manual_seed(ranks.seed(config.seed) + progress.epoch)
     trained = wrap(model)
     device = device or torch.device("cpu")
     if config.mixed_precision == "fp16" and device.type != "cuda":
@@ -144,10 +151,10 @@ def run_epochs(config: TrainConfig, dataset: Dataset, split: Split, reporter: Re
     sampler = NegativeSampler(split.train, training_items(dataset, split), dataset.num_items, device)
     progress = early_stopping(
         config, dataset, split,
-        lambda: train_epoch(trained, optimizer, inputs, train, sampler, config, generator, rank, world_size, scaler),
+        lambda: train_epoch(trained, optimizer, inputs, train, sampler, config, generator, ranks, scaler),
         lambda: model_scorer(model, inputs),
         lambda epoch, metrics: make_checkpoint(model, config, dataset, train, epoch, metrics, optimizer),
-        reporter, hint=DIVERGED_HINT, progress=progress)
+        reporter, hint=DIVERGED_HINT, progress=progress, ranks=ranks)
     return Run(model, inputs, progress)
 
 
