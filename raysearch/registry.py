@@ -170,7 +170,9 @@ class ModelSpec:
 GCN_TRAINER = "raysearch.train.fusion_gcn:train"
 ID_ONLY = {"fusion": "none", "id_dropout": 0.0, "contrastive_weight": 0.0, "cold_weight": 0.0}  # no attributes
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
-    ModelSpec("fusion_gcn", "ours (ID + adaptive field fusion → LGConv stack, cross-view InfoNCE)", GCN_TRAINER,
+    ModelSpec("fusion_gcn",
+              "ours (ID + adaptive field fusion → LGConv stack, cold-path ranking loss, cross-view "
+              "InfoNCE)", GCN_TRAINER,
               GCNSettings, data_parallel=True),
     ModelSpec("mf", "matrix factorization, BPR (FusionGCN code with no attributes, no graph)", GCN_TRAINER,
               GCNSettings, {"rec_loss": "bpr", "num_negatives": 4}, {**ID_ONLY, "num_layers": 0}, data_parallel=True),
@@ -187,13 +189,24 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               {"learning_rate": 0.1, "num_negatives": 4, "num_trees": 200}),
     ModelSpec("popularity", "training-interaction counts", "raysearch.baselines.popularity:train",
               needs=frozenset({"items"})),
-    ModelSpec("dropoutnet", "DropoutNet: BPR-MF preference + content towers, preference dropout, MSE to warm scores",
+    ModelSpec("dropoutnet",
+              "DropoutNet (Volkovs et al. 2017): BPR-MF preferences trained here, then content towers "
+              "with preference dropout trained to reproduce the warm scores (MSE)",
               "raysearch.baselines.dropoutnet:train", DropoutNetSettings, {"learning_rate": 0.001, "num_negatives": 4}),
-    ModelSpec("clcrec", "CLCRec: content encoder aligned to ID embeddings by InfoNCE, hybrid ranking InfoNCE",
+    ModelSpec("clcrec",
+              "CLCRec (Wei et al. 2021): content encoder aligned to ID embeddings by InfoNCE, hybrid "
+              "ranking InfoNCE",
               "raysearch.baselines.clcrec:train", CLCRecSettings, {"learning_rate": 0.001, "num_negatives": 128}),
-    ModelSpec("duif", "DUIF-style content tower: cold side from attributes only (MLP), sampled softmax",
+    ModelSpec("duif",
+              "DUIF-style content tower: the cold side's vector is an MLP over its attributes only, "
+              "trained with the sampled softmax (chosen over Heater/ALDI as the simplest learned "
+              "content-only model, a floor for what attributes alone give)",
               "raysearch.baselines.duif:train", DUIFSettings, {"learning_rate": 0.001}),
-    ModelSpec("content_knn", "content-KNN: neighbours by attribute cosine similarity, k chosen on validation",
+    ModelSpec("content_knn",
+              "content-KNN, no learning: a cold item scores the summed attribute cosine similarity of "
+              "its k nearest training items that the user interacted with; a cold user scores an item "
+              "by the summed similarity of its k nearest warm users who interacted with it; k chosen on"
+              " validation",
               "raysearch.baselines.content_knn:train", ContentKNNSettings),
 )}
 
