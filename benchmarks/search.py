@@ -123,24 +123,32 @@ def overhead(space: SearchSpace, dataset: Dataset, storage: Path, trials: int, e
             f"(all: {', '.join(f'{s:.2f}' for s in seconds)}).", ""]
 
 
-def searches(space: SearchSpace, dataset: Dataset, storage: Path, seeds: int) -> list[str]:
-    """(c) and (d): the space's ASHA + TPE search and random search, per seed."""
-    runs = {}
-    for seed in range(seeds):
-        for method, make in (("ASHA + TPE", variant), ("random, no early stopping", random_search)):
-            name = f"{'asha' if make is variant else 'random'}-{seed}"
-            runs[method, seed] = timed_search(make(space, name, seed, []) if make is variant
-                                              else make(space, name, seed), dataset, storage)
-    timeline, wall, trials = runs["ASHA + TPE", 0]
+Run = tuple[Timeline, float, pd.DataFrame]
+
+
+def default_search(space: SearchSpace, dataset: Dataset, storage: Path) -> tuple[list[str], Run]:
+    """(c): the space's own ASHA + TPE search (TPE seed 0)."""
+    run = timed_search(variant(space, "asha-0", 0, []), dataset, storage)
+    _, wall, trials = run
     budget = space.experiment.num_samples * space.config.epochs
-    lines = [f"## (c) The {space.experiment.num_samples}-trial search (`{space.source}`)", "",
-             f"Wall time **{wall / 60:.1f} min**; best validation {space.metric}: **{trials['best_value'].max():.4f}**. "
-             f"Epochs run: {int(trials['epochs_run'].sum())} of {budget}; trials stopped by ASHA: "
-             f"{int((trials['stopped_by'] == 'asha').sum())}, by patience: {int((trials['stopped_by'] == 'patience').sum())}.",
-             "", markdown_table(["trial_id", "stopped_by", "epochs_run", "best_epoch", "best_value"],
-                                trials.sort_values("best_value", ascending=False)[
-                                    ["trial_id", "stopped_by", "epochs_run", "best_epoch", "best_value"]].head(10)
-                                .values.tolist()), ""]
+    return [f"## (c) The {space.experiment.num_samples}-trial search (`{space.source}`)", "",
+            f"Wall time **{wall / 60:.1f} min**; best validation {space.metric}: **{trials['best_value'].max():.4f}**. "
+            f"Epochs run: {int(trials['epochs_run'].sum())} of {budget}; trials stopped by ASHA: "
+            f"{int((trials['stopped_by'] == 'asha').sum())}, by patience: {int((trials['stopped_by'] == 'patience').sum())}.",
+            "", markdown_table(["trial_id", "stopped_by", "epochs_run", "best_epoch", "best_value"],
+                               trials.sort_values("best_value", ascending=False)[
+                                   ["trial_id", "stopped_by", "epochs_run", "best_epoch", "best_value"]].head(10)
+                               .values.tolist()), ""], run
+
+
+def time_to_target(space: SearchSpace, dataset: Dataset, storage: Path, seeds: int, first: Run) -> list[str]:
+    """(d): ASHA + TPE (seed 0 is (c)'s ``first``) vs random search without early stopping, per TPE seed."""
+    runs = {("ASHA + TPE", 0): first}
+    for seed in range(seeds):
+        if seed:
+            runs["ASHA + TPE", seed] = timed_search(variant(space, f"asha-{seed}", seed, []), dataset, storage)
+        runs["random, no early stopping", seed] = timed_search(random_search(space, f"random-{seed}", seed),
+                                                               dataset, storage)
     best = max(t["best_value"].max() for _, _, t in runs.values())
     rows = []
     for (method, seed), (timeline, wall, trials) in runs.items():
@@ -149,12 +157,11 @@ def searches(space: SearchSpace, dataset: Dataset, storage: Path, seeds: int) ->
                      f"{trials['best_value'].max():.4f}"])
     medians = {method: statistics.median([float(r[2]) if r[2] != "not reached" else float("inf")
                                           for r in rows if r[0] == method]) for method in dict.fromkeys(r[0] for r in rows)}
-    lines += ["## (d) Time to 98% of the best validation metric", "",
-              f"Target: 98% of the best {space.metric} any of these searches found ({best:.4f}) = {0.98 * best:.4f}; "
-              f"{space.experiment.num_samples} trials each, TPE seeds 0..{seeds - 1}.", "",
-              markdown_table(["search", "seed", "min to target", "wall min", f"best {space.metric}"], rows), "",
-              "Median minutes to the target: " + "; ".join(f"{m}: {v:.1f}" for m, v in medians.items()) + ".", ""]
-    return lines
+    return ["## (d) Time to 98% of the best validation metric", "",
+            f"Target: 98% of the best {space.metric} any of these searches found ({best:.4f}) = {0.98 * best:.4f}; "
+            f"{space.experiment.num_samples} trials each, TPE seeds 0..{seeds - 1}.", "",
+            markdown_table(["search", "seed", "min to target", "wall min", f"best {space.metric}"], rows), "",
+            "Median minutes to the target: " + "; ".join(f"{m}: {v:.1f}" for m, v in medians.items()) + ".", ""]
 
 
 def main() -> None:
@@ -172,14 +179,20 @@ def main() -> None:
     started = time.time()
     lines = [f"# Ray search benchmark: ML-100K ({os.cpu_count()} cores, torch {torch.__version__})", "",
              f"Command: `python benchmarks/search.py {' '.join(sys.argv[1:])}`", ""]
-    with tempfile.TemporaryDirectory() as storage:
-        lines += ddp_epochs(TrainConfig(epochs=2 if args.quick else 5, patience=5), dataset, storage)
-        lines += overhead(space, dataset, Path(storage), 3 if args.quick else 8, 1 if args.quick else 5)
-        lines += searches(space, dataset, Path(storage), 1 if args.quick else args.seeds)
-    lines += [f"Benchmark wall time: {(time.time() - started) / 60:.1f} min.", ""]
     out = RESULTS / ("search_ml-100k.quick.md" if args.quick else "search_ml-100k.md")
-    out.write_text("\n".join(lines))
-    print("\n".join(lines))
+
+    def write(part: list[str]) -> None:
+        """Add ``part`` and rewrite the results file, so a long run that is stopped keeps the parts it finished."""
+        lines.extend(part)
+        out.write_text("\n".join(lines + [f"Benchmark wall time so far: {(time.time() - started) / 60:.1f} min.", ""]))
+
+    with tempfile.TemporaryDirectory() as storage:
+        write(ddp_epochs(TrainConfig(epochs=2 if args.quick else 5, patience=5), dataset, storage))
+        write(overhead(space, dataset, Path(storage), 3 if args.quick else 8, 1 if args.quick else 5))
+        part, first = default_search(space, dataset, Path(storage))
+        write(part)
+        write(time_to_target(space, dataset, Path(storage), 1 if args.quick else args.seeds, first))
+    print(out.read_text())
 
 
 if __name__ == "__main__":
