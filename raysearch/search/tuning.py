@@ -175,9 +175,11 @@ def journal_backend(location: Location) -> BaseJournalBackend:
 
 
 def search(space: SearchSpace, dataset: Dataset, storage: str | os.PathLike | Location, name: str,
-           resume: bool = False, callbacks: list[tune.Callback] | None = None) -> Location:
+           resume: bool = False, callbacks: list[tune.Callback] | None = None,
+           stop: tune.Stopper | None = None) -> Location:
     """Run (or with ``resume`` continue) the search under ``storage`` (a folder or a bucket URI), with Tune
-    ``callbacks`` (a benchmark's timers, say); returns the experiment's location after writing its outputs."""
+    ``callbacks`` (a benchmark's timers, say) and a Tune ``stop`` criterion (a benchmark's target, say);
+    returns the experiment's location after writing its outputs."""
     storage = resolve(storage)
     experiment = storage / name
     filesystem = None if storage.is_local else storage.fs
@@ -214,7 +216,7 @@ def search(space: SearchSpace, dataset: Dataset, storage: str | os.PathLike | Lo
                                         reduction_factor=space.scheduler.reduction_factor),
             ),
             run_config=tune.RunConfig(
-                name=name, storage_path=storage.path, storage_filesystem=filesystem, callbacks=callbacks,
+                name=name, storage_path=storage.path, storage_filesystem=filesystem, callbacks=callbacks, stop=stop,
                 failure_config=tune.FailureConfig(max_failures=space.resources.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=space.resources.num_to_keep,
                                                         checkpoint_score_attribute=space.metric,
