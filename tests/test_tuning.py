@@ -6,6 +6,7 @@ import optuna
 import pandas as pd
 import pytest
 import torch
+from ray import tune
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from raysearch import load_model
@@ -93,3 +94,24 @@ def test_tensorboard_events_carry_hparams(smoke):
 def test_a_second_search_with_the_same_name_is_refused(smoke, ml100k):
     with pytest.raises(RaysearchError, match="an experiment with this name exists"):
         search(load_space(SMOKE), ml100k, smoke.parent, "smoke")
+
+
+class StopAtSecondEpoch(tune.Stopper):
+    """Ends the whole search once any trial has reported its second epoch."""
+
+    def __init__(self) -> None:
+        self.reached = False
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        self.reached = self.reached or result["training_iteration"] >= 2
+        return False
+
+    def stop_all(self) -> bool:
+        return self.reached
+
+
+def test_a_stop_criterion_ends_the_search_and_its_outputs_are_written(ray_address, ml100k, tmp_path):
+    experiment = Path(search(load_space(SMOKE), ml100k, tmp_path, "stopped", stop=StopAtSecondEpoch()).path)
+    trials = pd.read_csv(experiment / "trials.csv")
+    assert len(trials) < 4 and trials["epochs_run"].max() == 2  # smoke.yaml: 4 trials of 3 epochs
+    assert (experiment / "best_checkpoint").is_dir() and (experiment / "best_config.yaml").is_file()

@@ -273,10 +273,14 @@ def write_outputs(space: SearchSpace, results: tune.ResultGrid, experiment: Loca
     ranked = table[table["error"] == ""].dropna(subset=["best_value"]).sort_values("best_value", ascending=False)
     if ranked.empty:
         raise RaysearchError(f"{experiment}: no trial finished with a finite {space.metric}; see trials.csv")
-    best = ranked.iloc[0]
-    best_result = next(r for r in results if r.path == best["path"])
+    by_path = {result.path: result for result in results}
+    kept = ((row, by_path[row["path"]], _best_checkpoint_path(by_path[row["path"]], space.metric))
+            for _, row in ranked.iterrows())
+    best, best_result, path = next((found for found in kept if found[2] is not None), (None, None, None))
+    if best is None:
+        raise RaysearchError(f"{experiment}: no finished trial kept a checkpoint; see trials.csv")
     config = space.trial_config({p.key: best_result.config[p.key] for p in space.params})
-    checkpoint = Location(experiment.fs, _best_checkpoint_path(best_result, space.metric), experiment.scheme)
+    checkpoint = Location(experiment.fs, path, experiment.scheme)
     copy_dir(checkpoint, experiment / "best_checkpoint")  # first: best_config.yaml only ever names a whole copy
     (experiment / "best_config.yaml").write_text(
         f"# best trial {best['trial_id']}: {space.metric} = {best['best_value']:.6f} "
@@ -287,16 +291,17 @@ def write_outputs(space: SearchSpace, results: tune.ResultGrid, experiment: Loca
                                            + markdown_table(shown, top.values.tolist()) + "\n")
 
 
-def _best_checkpoint_path(result: Any, metric: str) -> str:
+def _best_checkpoint_path(result: Any, metric: str) -> str | None:
     """The kept checkpoint of the trial's best epoch (the best by its epoch's ``metric``, which there is the
     objective), as a path in the experiment's filesystem: Tune's own for a one-worker trial, the path a Train
-    run reported as a metric for the others (Train V2 hands Tune no checkpoint object)."""
+    run reported as a metric for the others (Train V2 hands Tune no checkpoint object). None when the trial
+    kept none (a search stopped by a stop criterion can end a trial while its first checkpoint is saved)."""
     if result.checkpoint is not None:
         return result.get_best_checkpoint(metric, "max").path
     frame = result.metrics_dataframe
-    rows = frame.dropna(subset=["checkpoint_path"]) if "checkpoint_path" in frame else frame.iloc[0:0]
-    if rows.empty:
-        raise RaysearchError(f"{result.path}: the best trial reported no checkpoint")
+    rows = frame.dropna(subset=["checkpoint_path"]) if frame is not None and "checkpoint_path" in frame else None
+    if rows is None or rows.empty:
+        return None
     return str(rows.loc[rows[metric].idxmax(), "checkpoint_path"])
 
 
