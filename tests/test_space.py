@@ -46,6 +46,8 @@ BASE = {"config": {"epochs": 5}, "params": {"learning_rate": {"type": "logunifor
     ({"experiment": {"num_samples": 8, "n_startup_trials": 9}}, "experiment: key 'n_startup_trials' = 9 must be in 1..num_samples (8)"),
     ({"experiment": {"n_startup_trials": 0}}, "experiment: key 'n_startup_trials' = 0 must be in 1..num_samples (16)"),
     ({"experiment": {"max_concurrent_trials": 0}}, "experiment: key 'max_concurrent_trials' = 0 must be >= 1 (or null: automatic)"),
+    ({"config": {"epochs": 5, "learning_rate": 0.5}, "experiment": {"evaluate_config": True}},
+     "experiment.evaluate_config: config value learning_rate = 0.5 lies outside params.learning_rate"),
 ])
 def test_bad_spaces_name_file_key_and_value(tmp_path, change, fragment):
     path = _write(tmp_path, {**BASE, **change})
@@ -65,8 +67,8 @@ def test_malformed_documents_never_execute(tmp_path, text, fragment):
 
 
 def test_overrides_fix_a_key_and_stop_searching_it(tmp_path):
-    space = load_space(SPACES / "default.yaml").with_overrides(["num_layers=1", "epochs=3"])
-    assert space.config.settings.num_layers == 1 and space.config.epochs == 3
+    space = load_space(SPACES / "default.yaml").with_overrides(["num_layers=1", "epochs=6"])
+    assert space.config.settings.num_layers == 1 and space.config.epochs == 6
     assert "num_layers" not in {p.key for p in space.params}
     config = space.trial_config({"learning_rate": 0.01, "contrastive_weight": 0.2, "temperature": 0.1})
     assert config.learning_rate == 0.01 and config.settings.num_layers == 1
@@ -112,3 +114,10 @@ def test_a_set_epochs_below_the_grace_period_is_refused_naming_the_file(tmp_path
 def test_tpe_startup_trials_default_to_a_quarter_of_the_budget(tmp_path, experiment, startup):
     space = load_space(_write(tmp_path, {**BASE, "experiment": experiment}))
     assert space.experiment.startup_trials == startup and space.experiment.max_concurrent_trials is None
+
+
+def test_evaluate_config_makes_the_config_values_the_first_trial(tmp_path):
+    space = load_space(_write(tmp_path, {**BASE, "config": {"epochs": 5, "learning_rate": 0.02},
+                                         "experiment": {"evaluate_config": True}}))
+    assert space.first_trials() == [{"learning_rate": 0.02}]
+    assert load_space(_write(tmp_path, BASE)).first_trials() == []

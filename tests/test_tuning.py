@@ -1,5 +1,6 @@
 """The Ray search end to end, on one local Ray shared by the test run (2 logical CPUs)."""
 
+import dataclasses
 from pathlib import Path
 
 import optuna
@@ -110,8 +111,14 @@ class StopAtSecondEpoch(tune.Stopper):
         return self.reached
 
 
-def test_a_stop_criterion_ends_the_search_and_its_outputs_are_written(ray_address, ml100k, tmp_path):
-    experiment = Path(search(load_space(SMOKE), ml100k, tmp_path, "stopped", stop=StopAtSecondEpoch()).path)
+def test_a_search_can_start_from_its_config_and_a_stop_criterion_ends_it(ray_address, ml100k, tmp_path):
+    smoke = load_space(SMOKE)
+    space = dataclasses.replace(smoke, config=smoke.config.updated({"num_layers": 2}),
+                                experiment=dataclasses.replace(smoke.experiment, evaluate_config=True))
+    experiment = Path(search(space, ml100k, tmp_path, "stopped", stop=StopAtSecondEpoch()).path)
     trials = pd.read_csv(experiment / "trials.csv")
     assert len(trials) < 4 and trials["epochs_run"].max() == 2  # smoke.yaml: 4 trials of 3 epochs
     assert (experiment / "best_checkpoint").is_dir() and (experiment / "best_config.yaml").is_file()
+    first = space.first_trials()[0]
+    assert ((trials["param_num_layers"] == 2) & (trials["param_learning_rate"] == first["learning_rate"])
+            & (trials["param_temperature"] == first["temperature"])).sum() == 1

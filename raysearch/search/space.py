@@ -2,7 +2,8 @@
 
 A space file has four parts (every key optional except ``params``)::
 
-    experiment: {name: default, num_samples: 16, max_concurrent_trials: null, n_startup_trials: null, seed: 0}
+    experiment: {name: default, num_samples: 16, max_concurrent_trials: null, n_startup_trials: null, seed: 0,
+                 evaluate_config: false}
     scheduler: {grace_period: 2, reduction_factor: 2}          # ASHA on the reported epoch, max_t = epochs
     resources: {workers_per_trial: 1, cpus_per_worker: 1.0, use_gpu: false,
                 num_to_keep: 2, max_failures: 1}
@@ -48,6 +49,10 @@ class Param:
     high: float | None = None
     values: tuple = ()
 
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` can be drawn from this distribution."""
+        return value in self.values if self.type == "choice" else self.low <= value <= self.high
+
     def to_tune(self) -> Any:
         from ray import tune  # Ray stays at the edges: importing this module does not start it
 
@@ -67,6 +72,8 @@ class Experiment:
     max_concurrent_trials: int | None = None  # trials at once; None: as many as Ray's CPUs hold (CPUs / CPUs per trial)
     n_startup_trials: int | None = None  # TPE's random start-up trials; None: num_samples // 4, between 1 and 10
     seed: int = 0  # seeds the TPE sampler
+    evaluate_config: bool = False  # the first trial takes the searched keys' values from the config block (the
+    # shipped settings), so the search never returns a best below them; the values must lie in the params' ranges
 
     def __post_init__(self) -> None:
         check("name", self.name, self.name.isprintable() and "/" not in self.name and not self.name.startswith(".")
@@ -117,6 +124,12 @@ class SearchSpace:
 
     def tune_space(self) -> dict[str, Any]:
         return {p.key: p.to_tune() for p in self.params}
+
+    def first_trials(self) -> list[dict[str, Any]]:
+        """Trials the search runs before sampling (Optuna enqueues them): the config's own values when
+        ``experiment.evaluate_config``."""
+        config = self.config.to_dict()
+        return [{p.key: config[p.key] for p in self.params}] if self.experiment.evaluate_config else []
 
     def trial_config(self, sampled: dict[str, Any]) -> TrainConfig:
         """The fixed config with a trial's sampled values (numpy scalars become plain Python)."""
@@ -176,6 +189,12 @@ def parse_space(document: Any, source: str) -> SearchSpace:
     space = SearchSpace(source, config, params,
                         **{name: _section(cls, document.get(name) or {}, f"{source}: {name}")
                            for name, cls in sections.items() if cls is not None})
+    if space.experiment.evaluate_config:
+        for p in params:
+            value = config.to_dict()[p.key]
+            if not p.contains(value):
+                raise ConfigError(f"{source}: experiment.evaluate_config: config value {p.key} = {value!r} lies outside "
+                                  f"params.{p.key}; set it inside the range or set evaluate_config: false")
     if not config.spec.data_parallel and space.resources.workers_per_trial != 1:
         raise ConfigError(f"{source}: resources.workers_per_trial = {space.resources.workers_per_trial}: model "
                           f"{config.model!r} trains on one worker; set workers_per_trial: 1")

@@ -207,7 +207,7 @@ def search(space: SearchSpace, dataset: Dataset, storage: str | os.PathLike | Lo
                 # reused drivers of Train runs hung once Train restarted a worker group (Ray 2.60)
                 reuse_actors=space.resources.workers_per_trial == 1,
                 search_alg=ObjectiveSearch(
-                    space.config, study_name=name,
+                    space.config, study_name=name, points_to_evaluate=space.first_trials() or None,
                     sampler=optuna.samplers.TPESampler(n_startup_trials=space.experiment.startup_trials,
                                                        seed=space.experiment.seed),
                     storage=optuna.storages.JournalStorage(journal_backend(experiment / JOURNAL_FILE))),
