@@ -32,8 +32,7 @@ import torch
 from ray import tune
 
 from raysearch.config import Scaling, TrainConfig
-from raysearch.data.downloads import data_root, dataset_dir
-from raysearch.data.movielens import Dataset, load_dataset
+from raysearch.data.movielens import Dataset, load_for
 from raysearch.markdown import markdown_table
 from raysearch.search.distributed import make_trainer
 from raysearch.search.space import OBJECTIVE, SearchSpace, load_space
@@ -207,8 +206,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="TPE seeds of the searches compared in (d)")
     parser.add_argument("--quick", action="store_true", help="a smoke run of every part with tiny budgets")
     args = parser.parse_args()
-    dataset = load_dataset("ml-100k", dataset_dir("ml-100k", data_root()))
     space = load_space(args.space)
+    dataset = load_for(space.config)  # the space's attribute fields, as `raysearch tune` loads it
     if args.quick:
         space = variant(space, space.experiment.name, 0, ["epochs=2", "patience=2", "embedding_dim=16"], num_samples=2,
                         n_startup_trials=None)

@@ -177,7 +177,8 @@ def journal_backend(location: Location) -> BaseJournalBackend:
 def search(space: SearchSpace, dataset: Dataset, storage: str | os.PathLike | Location, name: str,
            resume: bool = False, callbacks: list[tune.Callback] | None = None,
            stop: tune.Stopper | None = None) -> Location:
-    """Run (or with ``resume`` continue) the search under ``storage`` (a folder or a bucket URI), with Tune
+    """Run (or with ``resume`` continue) the search of ``dataset`` (as :func:`load_for` loads it for the space's
+    config: trials train on the attribute fields it holds) under ``storage`` (a folder or a bucket URI), with Tune
     ``callbacks`` (a benchmark's timers, say) and a Tune ``stop`` criterion (a benchmark's target, say);
     returns the experiment's location after writing its outputs."""
     storage = resolve(storage)
