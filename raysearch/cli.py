@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--dataset", choices=DATASETS, default=TrainConfig.dataset)
     split.add_argument("--protocol", choices=PROTOCOLS, default=TrainConfig.split)
     split.add_argument("--seed", type=int, default=TrainConfig.seed)
+    split.add_argument("--cold-user-share", type=float, default=TrainConfig.cold_user_share,
+                       help="mixed protocol: share of the users held out as cold users")
     split.add_argument("--out", type=Path, required=True, help="new JSON file")
     split.add_argument("--explicit", action="store_true", help="list the train/valid/test interactions even where "
                        "the cold ids alone define the split (the warm protocol always lists them)")
@@ -147,9 +149,10 @@ def _split(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.out.exists():
         raise RaysearchError(f"{args.out}: file exists; choose another --out")
-    config = TrainConfig(dataset=args.dataset, split=args.protocol, seed=args.seed)
+    config = TrainConfig(dataset=args.dataset, split=args.protocol, seed=args.seed,
+                         cold_user_share=args.cold_user_share)
     dataset = load_for(config, args.data_dir, args.download)
-    split = make_split(dataset, config.split, config.seed)
+    split = make_split(dataset, config.split, config.seed, config.cold_user_share)
     write_split(split, dataset, args.out, explicit=args.explicit)
     print(f"wrote {args.out}: {config.dataset} {config.split} split, seed {config.seed}: {split_summary(split)}")
     return 0

@@ -19,12 +19,14 @@ from typing import Any, Mapping
 import yaml
 
 from raysearch.errors import ConfigError, check, check_choice
-from raysearch.registry import ModelSpec, Settings, model_spec
+from raysearch.registry import MODELS, ModelSpec, Settings, model_spec
 
 DATASETS = ("ml-100k", "ml-1m")
-PROTOCOLS = ("warm", "item_cold", "user_cold")
-COLD_SIDES = {"item_cold": "items", "user_cold": "users"}  # protocol -> the side it holds out
+PROTOCOLS = ("warm", "item_cold", "user_cold", "mixed")
+COLD_SIDES = {"item_cold": "items", "user_cold": "users", "mixed": "items"}  # protocol -> the side it holds out
+# (mixed: the users too when cold_user_share > 0)
 METRIC_NAMES = ("recall", "ndcg", "mrr", "hit")  # full-ranking metrics, each reported @K for every K in topk
+MIXED_PARTS = ("warm_", "item_cold_", "user_cold_")  # metric prefixes of a mixed split's parts
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # Ray placement-group strategies
 
 
@@ -40,6 +42,7 @@ class TrainConfig:
     model: str = "fusion_gcn"  # fusion_gcn (ours) | baselines: see raysearch/registry.py
     dataset: str = "ml-100k"  # ml-100k | ml-1m
     split: str = "warm"  # evaluation protocol: warm | item_cold | user_cold
+    cold_user_share: float = 0.0  # split=mixed: share of the users held out as cold users (0: only items are cold)
     split_file: str | None = None  # JSON split file used instead of drawing one (protocol = `split`); made absolute
     rating_threshold: float = 0.0  # ratings >= this count as positives (0 keeps every rating)
     text_buckets: int = 1024  # hash buckets for title words
@@ -79,14 +82,19 @@ class TrainConfig:
         check("learning_rate", self.learning_rate, 0 < self.learning_rate <= 1e3,
               "must be in (0, 1000]")  # Adam's float32 step overflows near 1e38
         check("weight_decay", self.weight_decay, self.weight_decay >= 0, "must be >= 0")
+        check("cold_user_share", self.cold_user_share, 0 <= self.cold_user_share < 1
+              and (self.split == "mixed" or self.cold_user_share == 0), "must be in [0, 1), and 0 unless split=mixed")
         for name in ("user_fields", "item_fields"):
             fields = getattr(self, name)
             check(name, fields, len(fields) > 0 and len(set(fields)) == len(fields), "must be a non-empty list of "
                   "distinct field names")
         check("topk", self.topk, len(self.topk) > 0 and min(self.topk) >= 1, "must be a non-empty list of K >= 1")
         name, _, k = self.metric.partition("@")
+        prefixes = MIXED_PARTS if self.split == "mixed" else ()
+        name = next((name.removeprefix(p) for p in prefixes if name.startswith(p)), name)
         check("metric", self.metric, name in METRIC_NAMES and k in {str(t) for t in self.topk},
-              f"must be one of {'|'.join(METRIC_NAMES)} @ a K in topk {list(self.topk)}")
+              f"must be one of {'|'.join(METRIC_NAMES)} @ a K in topk {list(self.topk)}"
+              + (f", optionally prefixed by a mixed part ({', '.join(prefixes)}; none: their mean)" if prefixes else ""))
 
     @property
     def spec(self) -> ModelSpec:
@@ -146,19 +154,27 @@ class TrainConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
-    def cold_side(self) -> str | None:
-        """The side (users | items) the protocol holds out of training, None for warm."""
-        return COLD_SIDES.get(self.split)
+    def cold_sides(self) -> frozenset[str]:
+        """The sides (users, items) the protocol holds out of training, none for warm."""
+        side = COLD_SIDES.get(self.split)
+        users = {"users"} if self.cold_user_share > 0 else set()
+        return frozenset(({side} if side else set()) | users)
 
     def can_score(self) -> bool:
         """Whether the model can represent the entities its protocol holds out (from attributes or
-        interactions); an ID-only model cannot place a user or item without training interactions."""
-        return self.cold_side() not in self.spec.needs | self.settings.needs()
+        interactions; an ID-only model cannot place a user or item without training interactions) and,
+        for ``mixed``, serves that protocol."""
+        return (not self.cold_sides() & (self.spec.needs | self.settings.needs())
+                and (self.split != "mixed" or self.spec.mixed))
 
     def require_scorable(self) -> "TrainConfig":
         """This config, if :meth:`can_score`; else a ConfigError naming the model and the protocol."""
+        if self.split == "mixed" and not self.spec.mixed:
+            raise ConfigError(f"model {self.model!r} does not serve the mixed protocol (its warm and cold parts at "
+                              f"once); models that do: {', '.join(m for m, s in MODELS.items() if s.mixed)}")
         if not self.can_score():
-            raise ConfigError(f"model {self.model!r} needs interactions for the held-out {self.cold_side()} of the "
+            sides = " and ".join(sorted(self.cold_sides() & (self.spec.needs | self.settings.needs())))
+            raise ConfigError(f"model {self.model!r} needs interactions for the held-out {sides} of the "
                               f"{self.split} protocol, so it cannot score it")
         return self
 

@@ -147,6 +147,7 @@ class ModelSpec:
     pins: Mapping[str, Any] = field(default_factory=dict)
     needs: frozenset[str] = frozenset()  # sides it needs training interactions for, whatever its settings
     data_parallel: bool = False  # trains through FusionGCN's epoch loop: DDP workers, resumable under Ray Train
+    mixed: bool = False  # serves the mixed protocol: selects on warm and cold parts at once, both sides cold-capable
 
     def settings_keys(self) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(self.settings))
@@ -173,14 +174,15 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("fusion_gcn",
               "ours (ID + adaptive field fusion → LGConv stack, cold-path ranking loss, cross-view "
               "InfoNCE)", GCN_TRAINER,
-              GCNSettings, data_parallel=True),
+              GCNSettings, data_parallel=True, mixed=True),
     ModelSpec("mf", "matrix factorization, BPR (FusionGCN code with no attributes, no graph)", GCN_TRAINER,
-              GCNSettings, {"rec_loss": "bpr", "num_negatives": 4}, {**ID_ONLY, "num_layers": 0}, data_parallel=True),
+              GCNSettings, {"rec_loss": "bpr", "num_negatives": 4}, {**ID_ONLY, "num_layers": 0}, data_parallel=True,
+              mixed=True),
     ModelSpec("lightgcn", "LightGCN, BPR (PyG `LGConv` over ID embeddings)", GCN_TRAINER, GCNSettings,
-              {"rec_loss": "bpr", "num_negatives": 4}, ID_ONLY, data_parallel=True),
+              {"rec_loss": "bpr", "num_negatives": 4}, ID_ONLY, data_parallel=True, mixed=True),
     ModelSpec("deepfm", "DeepFM over IDs + the same attribute fields, BCE vs sampled negatives",
               "raysearch.baselines.deepfm:train", DeepFMSettings,
-              {"embedding_dim": 16, "num_negatives": 4, "learning_rate": 0.001, "batch_size": 1024}),
+              {"embedding_dim": 16, "num_negatives": 4, "learning_rate": 0.001, "batch_size": 1024}, mixed=True),
     ModelSpec("autorec", "I-AutoRec for implicit feedback", "raysearch.baselines.autorec:train",
               defaults={"embedding_dim": 256, "learning_rate": 0.001, "weight_decay": 1e-5, "batch_size": 128},
               needs=frozenset(SIDES)),

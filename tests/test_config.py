@@ -100,8 +100,33 @@ def test_what_each_model_can_score():
     assert not TrainConfig.from_dict({"model": "popularity", "split": "item_cold"}).can_score()
     assert not TrainConfig.from_dict({"model": "mf", "split": "user_cold"}).can_score()  # through its pinned fusion
     ids_only = TrainConfig.from_dict({"split": "item_cold", "fusion": "none", "contrastive_weight": 0, "cold_weight": 0})
-    assert not ids_only.can_score() and ids_only.cold_side() == "items"
+    assert not ids_only.can_score() and ids_only.cold_sides() == {"items"}
     assert TrainConfig.from_dict({"model": "deepfm", "split": "item_cold"}).can_score()
+    mixed = TrainConfig.from_dict({"split": "mixed", "cold_user_share": 0.1})
+    assert mixed.can_score() and mixed.cold_sides() == {"items", "users"}
+    assert TrainConfig.from_dict({"split": "mixed"}).cold_sides() == {"items"}
+    with pytest.raises(ConfigError, match="model 'lightgbm' does not serve the mixed protocol .*: fusion_gcn, mf, "
+                                          "lightgcn, deepfm"):
+        TrainConfig.from_dict({"model": "lightgbm", "split": "mixed"}).require_scorable()
+    with pytest.raises(ConfigError, match="model 'mf' needs interactions for the held-out items and users of the "
+                                          "mixed protocol"):
+        TrainConfig.from_dict({"model": "mf", "split": "mixed", "cold_user_share": 0.1}).require_scorable()
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ({"split": "warm", "cold_user_share": 0.1}, "'cold_user_share' = 0.1 must be in [0, 1), and 0 unless split=mixed"),
+    ({"split": "mixed", "cold_user_share": 1.0}, "'cold_user_share' = 1.0 must be in [0, 1)"),
+    ({"split": "mixed", "metric": "cold_ndcg@10"}, "optionally prefixed by a mixed part (warm_, item_cold_, user_cold_"),
+    ({"split": "warm", "metric": "warm_ndcg@10"}, "'metric' = 'warm_ndcg@10' must be one of recall|ndcg|mrr|hit @ a K"),
+])
+def test_mixed_keys_are_checked(values, fragment):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_dict(values)
+    assert fragment in str(err.value)
+
+
+def test_a_mixed_metric_may_name_a_part():
+    assert TrainConfig.from_dict({"split": "mixed", "metric": "item_cold_recall@20"}).metric == "item_cold_recall@20"
 
 
 def test_bad_override_syntax_and_bad_yaml_file(tmp_path):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from raysearch.data.protocols import EvalTask
-from raysearch.evaluation.scoring import evaluate, sampled_evaluate
+from raysearch.evaluation.scoring import by_part, evaluate, sampled_evaluate
 
 
 def test_chunks_candidates_and_exclusions():
@@ -36,3 +36,16 @@ def test_sampled_negatives_avoid_known_items():
     scores = torch.tensor([10.0, 10.0, 10.0, 10.0, 5.0] + [0.0] * 195)
     m = sampled_evaluate(lambda u, i: scores[i].expand(len(u), -1), task, known, 200, (1,), seed=0)
     assert m["sampled_hr@1"] == 1 and m["sampled_mrr"] == 1
+
+
+def test_by_part_prefixes_each_part_and_means_them():
+    """Item 3 scores best. Part a: user 0's positive is item 3 (rank 1, Hit@1 = 1); part b: user 1's positive
+    item 0 among candidates [0, 1] ranks 2 (Hit@1 = 0, MRR@2 = 1/2). Their means: Hit@1 1/2, MRR@2 3/4."""
+    none = np.empty((0, 2), dtype=np.int64)
+    tasks = {"a_": EvalTask(np.array([0]), np.array([[0, 3]]), None, none),
+             "b_": EvalTask(np.array([1]), np.array([[1, 0]]), np.array([0, 1]), none)}
+    scorer = lambda users, items: items.float().expand(len(users), -1)  # noqa: E731
+    metrics = by_part(tasks, lambda task: evaluate(scorer, task, 4, (1, 2), 8))
+    assert metrics["a_hit@1"] == 1 and metrics["b_hit@1"] == 0 and metrics["b_mrr@2"] == pytest.approx(0.5)
+    assert metrics["hit@1"] == pytest.approx(0.5) and metrics["mrr@2"] == pytest.approx(0.75)
+    assert by_part({"": tasks["a_"]}, lambda task: evaluate(scorer, task, 4, (1,), 8)) == evaluate(scorer, tasks["a_"], 4, (1,), 8)

@@ -128,6 +128,17 @@ def test_hand_written_explicit_item_cold_split_keeps_candidates_without_positive
     ({"protocol": "item_cold", "cold_item": {"valid": [101], "test": [105]}},
      "Additional properties are not allowed ('cold_item' was unexpected)"),
     ({"cold_items": {"valid": [101], "test": [105]}}, "key '(top level)': 'protocol' is a required property"),
+    ({"protocol": "mixed", "cold_items": {"valid": [101], "test": [105]}},
+     "key 'protocol': protocol mixed needs the train/valid/test lists and cold_items"),
+    ({"protocol": "mixed", "cold_items": {"valid": [103], "test": [105]},
+      "train": [[1, 101], [1, 103]], "valid": [[2, 104]], "test": [[3, 105]]},
+     "key 'cold_items.valid': item ids both cold and warm (in cold_items.valid and in train): 103"),
+    ({"protocol": "mixed", "cold_items": {"valid": [103], "test": [105]},
+      "train": [[1, 101]], "valid": [[3, 105]], "test": [[1, 103]]},
+     "key 'valid': item ids of the other part's cold_items in valid: 105"),
+    ({"protocol": "mixed", "cold_items": {"valid": [103], "test": [105]}, "cold_users": {"valid": [1], "test": [4]},
+      "train": [[2, 101]], "valid": [[1, 103]], "test": [[3, 105]]},
+     "key 'valid': pairs of a cold user with a cold item (no sub-protocol ranks them): [1, 103]"),
     ({"protocol": "item_cold", "cold_items": {"valid": [2**70], "test": [105]}},
      "key 'cold_items.valid': an id does not fit in 64 bits"),
 ])
@@ -163,16 +174,17 @@ def test_split_for_draws_or_reads_and_checks_the_protocol(hand, tmp_path):
         split_for(dataclasses.replace(config, split_file=str(path)), hand)
 
 
-@pytest.mark.parametrize("protocol", ["warm", "item_cold", "user_cold"])
-def test_written_split_reproduces_the_run_exactly(ml100k, tmp_path, protocol):
-    split = make_split(ml100k, protocol, 7)
+@pytest.mark.parametrize("protocol, share", [("warm", 0.0), ("item_cold", 0.0), ("user_cold", 0.0), ("mixed", 0.1)])
+def test_written_split_reproduces_the_run_exactly(ml100k, tmp_path, protocol, share):
+    split = make_split(ml100k, protocol, 7, share)
     write_split(split, ml100k, tmp_path / "split.json")
     document = json.loads((tmp_path / "split.json").read_text())
     assert document["dataset"] == "ml-100k" and document["protocol"] == protocol and document["seed"] == 7
-    assert ("train" in document) == (protocol == "warm")  # the cold protocols write their cold ids only
-    if protocol == "item_cold":
+    assert ("train" in document) == (protocol in ("warm", "mixed"))  # the cold protocols write their cold ids only
+    if protocol in ("item_cold", "mixed"):
         assert document["cold_items"]["test"] == ml100k.item_ids[split.cold_items["test"]].tolist()
-    config = TrainConfig.from_dict({"split": protocol, **FAST})
+    assert ("cold_users" in document) == (protocol in ("user_cold", "mixed"))
+    config = TrainConfig.from_dict({"split": protocol, "cold_user_share": share, **FAST})
     read = split_for(dataclasses.replace(config, split_file=str(tmp_path / "split.json")), ml100k)
     for part in ("train", "valid", "test"):
         assert np.array_equal(read.part(part), split.part(part))  # same pairs, same order

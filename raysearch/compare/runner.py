@@ -25,10 +25,10 @@ from raysearch.compare.report import INVOCATIONS_FILE, RUNS_FILE, WEIGHTS_FILE, 
 from raysearch.config import PROTOCOLS
 from raysearch.data.downloads import data_root, dataset_dir
 from raysearch.data.movielens import Dataset, load_for
-from raysearch.data.protocols import eval_task
+from raysearch.data.protocols import eval_tasks
 from raysearch.data.split_files import split_file_settings, split_for
 from raysearch.errors import ConfigError, RaysearchError, TrainingDiverged
-from raysearch.evaluation.scoring import evaluate
+from raysearch.evaluation.scoring import by_part, evaluate
 from raysearch.registry import MODELS
 
 WEIGHT_COLUMNS = ("key", "split", "seed", "side", "segment", "field", "weight", "entities")
@@ -64,10 +64,11 @@ def score_job(job: Job, dataset: Dataset, row: dict) -> tuple[dict, list[dict]]:
         scoring[0] += time.perf_counter() - tick
         return scores
 
-    task = eval_task(split, "test")
-    test = evaluate(timed, task, dataset.num_items, config.topk, config.eval_batch_users)
+    tasks = eval_tasks(split, "test", dataset.num_items)
+    test = by_part(tasks, lambda task: evaluate(timed, task, dataset.num_items, config.topk, config.eval_batch_users))
+    users = sum(len(task.users) for task in tasks.values())
     row |= {"status": "ok", **test, "best_epoch": fitted.best_epoch, "epochs_run": len(fitted.history),
-            "train_seconds": train_seconds, "infer_ms_per_1k_users": 1e6 * scoring[0] / len(task.users),
+            "train_seconds": train_seconds, "infer_ms_per_1k_users": 1e6 * scoring[0] / users,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     return row, weight_rows(job, dataset, fitted.fusion_weights)
 

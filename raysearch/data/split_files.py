@@ -25,7 +25,7 @@ from raysearch.data.protocols import PARTS, Split, cold_split, make_split
 from raysearch.errors import DataError
 
 SPLIT_FILE = "split.json"  # the split every run and every search writes
-SPLIT_KEYS = ("split", "seed", "split_file")  # the config keys that decide a run's split
+SPLIT_KEYS = ("split", "seed", "split_file", "cold_user_share")  # the config keys that decide a run's split
 SCHEMA = json.loads(resources.files("raysearch.data").joinpath("split.schema.json").read_text())
 COLD_KEYS = {"item_cold": "cold_items", "user_cold": "cold_users"}  # protocol -> key (and Split field) of its cold ids
 COLUMNS = {"cold_users": 0, "cold_items": 1}  # cold key -> column of its entities in a (user, item) pair
@@ -38,7 +38,7 @@ Where = Callable[[str], str]  # key -> "<file>: key '<key>'"
 def split_for(config: TrainConfig, dataset: Dataset) -> Split:
     """The run's split: read from ``config.split_file`` when set, else drawn by :func:`make_split`."""
     if config.split_file is None:
-        return make_split(dataset, config.split, config.seed)
+        return make_split(dataset, config.split, config.seed, config.cold_user_share)
     split = read_split(config.split_file, dataset)
     if split.protocol != config.split:
         raise DataError(f"{config.split_file}: key 'protocol': the file holds a {split.protocol} split but the "
@@ -55,8 +55,8 @@ def split_file_settings(path: str | Path) -> dict[str, str]:
 
 def split_summary(split: Split) -> str:
     """``train N, valid N, test N interactions`` and, for a cold protocol, its cold entities per part."""
-    key = COLD_KEYS.get(split.protocol)
-    cold = f"; {key}: " + ", ".join(f"{p} {len(v)}" for p, v in getattr(split, key).items()) if key else ""
+    cold = "".join(f"; {key}: " + ", ".join(f"{p} {len(v)}" for p, v in getattr(split, key).items())
+                   for key in COLUMNS if any(len(v) for v in getattr(split, key).values()))
     return ", ".join(f"{p} {len(split.part(p))}" for p in ALL_PARTS) + f" interactions{cold}"
 
 
@@ -77,6 +77,12 @@ def split_document(split: Split, dataset: Dataset, explicit: bool = False) -> di
     document: dict[str, Any] = {"dataset": dataset.name, "protocol": split.protocol}
     if split.seed is not None:
         document["seed"] = split.seed
+    if split.protocol == "mixed":  # the warm part is drawn per user: only the explicit form reproduces it
+        explicit = True
+        for key in COLUMNS:
+            groups = getattr(split, key)
+            if any(len(groups[part]) for part in PARTS):
+                document[key] = {part: _ids(dataset, COLUMNS[key])[groups[part]].tolist() for part in PARTS}
     key = COLD_KEYS.get(split.protocol)
     if key is not None:
         groups, ids = getattr(split, key), _ids(dataset, COLUMNS[key])
@@ -130,6 +136,8 @@ def read_split(path: str | Path, dataset: Dataset) -> Split:
     if document.get("dataset", dataset.name) != dataset.name:
         raise DataError(f"{where('dataset')}: the split is for {document['dataset']!r}, not for {dataset.name!r}")
     protocol, key = document["protocol"], COLD_KEYS.get(document["protocol"])
+    if protocol == "mixed":
+        return _nonempty(_mixed(document, dataset, where), where)
     for other in COLD_KEYS.values():
         if other in document and other != key:
             raise DataError(f"{where(other)}: protocol {protocol} takes no {other}"
@@ -146,29 +154,51 @@ def read_split(path: str | Path, dataset: Dataset) -> Split:
         split = _explicit(document, dataset, groups, where)
     else:
         split = cold_split(dataset, protocol, groups, document.get("seed"))
+    return _nonempty(split, where)
+
+
+def _nonempty(split: Split, where: Where) -> Split:
     for part in ALL_PARTS:
         if len(split.part(part)) == 0:
-            raise DataError(f"{where(part)}: the {part} part of this {protocol} split is empty")
+            raise DataError(f"{where(part)}: the {part} part of this {split.protocol} split is empty")
     return split
 
 
+def _mixed(document: dict, dataset: Dataset, where: Where) -> Split:
+    """A mixed split (explicit form with ``cold_items`` and maybe ``cold_users``): the explicit form's rules,
+    no cold entity in train, a pair with a cold entity in that entity's part, no pair of a cold user with a
+    cold item."""
+    if "train" not in document or "cold_items" not in document:
+        raise DataError(f"{where('protocol')}: protocol mixed needs the train/valid/test lists and cold_items "
+                        "(cold_users too when users are cold)")
+    parts = _listed_parts(document, dataset, where)
+    groups = {}
+    for key, column in COLUMNS.items():
+        groups[key] = ({part: _cold_ids(document, key, part, dataset, where) for part in PARTS} if key in document
+                       else {part: np.empty(0, dtype=np.int64) for part in PARTS})
+        ids, what = _ids(dataset, column).take, f"{ENTITIES[column]} ids"
+        _disjoint(groups[key]["valid"], groups[key]["test"], where(f"{key}.valid"), f"{what} in both {key}.valid and "
+                  f"{key}.test", ids)
+        for part in PARTS:
+            _disjoint(groups[key][part], parts["train"][:, column], where(f"{key}.{part}"),
+                      f"{what} both cold and warm (in {key}.{part} and in train)", ids)
+            other = groups[key][PARTS[1 - PARTS.index(part)]]
+            _disjoint(other, parts[part][:, column], where(part), f"{what} of the other part's {key} in {part}", ids)
+    cold_users = np.concatenate(list(groups["cold_users"].values()))
+    cold_items = np.concatenate(list(groups["cold_items"].values()))
+    for part in PARTS:
+        both = parts[part][np.isin(parts[part][:, 0], cold_users) & np.isin(parts[part][:, 1], cold_items)]
+        if len(both):
+            raise DataError(f"{where(part)}: pairs of a cold user with a cold item (no sub-protocol ranks them): "
+                            f"{_few(np.stack([dataset.user_ids[both[:, 0]], dataset.item_ids[both[:, 1]]], 1))}")
+    return Split("mixed", document.get("seed"), parts["train"], parts["valid"], parts["test"],
+                 groups["cold_users"], groups["cold_items"])
+
+
 def _explicit(document: dict, dataset: Dataset, groups: dict[str, np.ndarray] | None, where: Where) -> Split:
-    """The explicit form: pairs as listed, each once, all interactions of ``dataset``, the parts disjoint;
-    with a cold protocol, a part's pairs all have its cold entities and no cold entity is in train."""
-    parts = {part: _pairs(document, part, dataset, where) for part in ALL_PARTS}
-    keys = {part: pairs[:, 0] * dataset.num_items + pairs[:, 1] for part, pairs in parts.items()}
-    interactions = dataset.interactions[:, 0] * dataset.num_items + dataset.interactions[:, 1]
-    show = lambda k: np.stack([dataset.user_ids[k // dataset.num_items], dataset.item_ids[k % dataset.num_items]], 1)  # noqa: E731
-    for part in ALL_PARTS:
-        unique, counts = np.unique(keys[part], return_counts=True)
-        if (counts > 1).any():
-            raise DataError(f"{where(part)}: pairs listed more than once: {_few(show(unique[counts > 1]))}")
-        foreign = keys[part][~np.isin(keys[part], interactions)]
-        if len(foreign):
-            raise DataError(f"{where(part)}: pairs that are not interactions of {dataset.name} "
-                            f"(with this rating_threshold): {_few(show(foreign))}")
-    for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")):
-        _disjoint(keys[a], keys[b], where(a), f"pairs in both {a} and {b}", show)
+    """The explicit form (:func:`_listed_parts`); with a cold protocol, a part's pairs all have its cold
+    entities and no cold entity is in train."""
+    parts = _listed_parts(document, dataset, where)
     protocol, key = document["protocol"], COLD_KEYS.get(document["protocol"])
     empty = {part: np.empty(0, dtype=np.int64) for part in PARTS}
     if key is None:
@@ -187,6 +217,25 @@ def _explicit(document: dict, dataset: Dataset, groups: dict[str, np.ndarray] | 
                   f"{what} both cold and warm (in {cold} and in train)", ids)
     cold = {"cold_users": empty, "cold_items": empty, key: groups}
     return Split(protocol, document.get("seed"), parts["train"], parts["valid"], parts["test"], **cold)
+
+
+def _listed_parts(document: dict, dataset: Dataset, where: Where) -> dict[str, np.ndarray]:
+    """The explicit form's parts: pairs as listed, each once, all interactions of ``dataset``, disjoint."""
+    parts = {part: _pairs(document, part, dataset, where) for part in ALL_PARTS}
+    keys = {part: pairs[:, 0] * dataset.num_items + pairs[:, 1] for part, pairs in parts.items()}
+    interactions = dataset.interactions[:, 0] * dataset.num_items + dataset.interactions[:, 1]
+    show = lambda k: np.stack([dataset.user_ids[k // dataset.num_items], dataset.item_ids[k % dataset.num_items]], 1)  # noqa: E731
+    for part in ALL_PARTS:
+        unique, counts = np.unique(keys[part], return_counts=True)
+        if (counts > 1).any():
+            raise DataError(f"{where(part)}: pairs listed more than once: {_few(show(unique[counts > 1]))}")
+        foreign = keys[part][~np.isin(keys[part], interactions)]
+        if len(foreign):
+            raise DataError(f"{where(part)}: pairs that are not interactions of {dataset.name} "
+                            f"(with this rating_threshold): {_few(show(foreign))}")
+    for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")):
+        _disjoint(keys[a], keys[b], where(a), f"pairs in both {a} and {b}", show)
+    return parts
 
 
 def _cold_ids(document: dict, key: str, part: str, dataset: Dataset, where: Where) -> np.ndarray:

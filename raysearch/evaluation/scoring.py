@@ -7,7 +7,7 @@ baseline, only has to provide that.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -16,6 +16,17 @@ from raysearch.data.protocols import EvalTask
 from raysearch.evaluation.metrics import add_sums, ranking_sums, sampled_sums, top_hits
 
 Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def by_part(tasks: Mapping[str, EvalTask], score: Callable[[EvalTask], dict[str, float]]) -> dict[str, float]:
+    """``score`` of each task (:func:`~raysearch.data.protocols.eval_tasks`) under its prefix and, with several
+    (a mixed split's parts), their mean under the plain names: warm and cold count alike in it."""
+    scored = {prefix: score(task) for prefix, task in tasks.items()}
+    metrics = {f"{prefix}{k}": v for prefix, values in scored.items() for k, v in values.items()}
+    if len(scored) > 1:
+        shared = set.intersection(*(set(values) for values in scored.values()))
+        metrics |= {k: sum(values[k] for values in scored.values()) / len(scored) for k in sorted(shared)}
+    return metrics
 
 
 def evaluate(scorer: Scorer, task: EvalTask, num_items: int, ks: tuple[int, ...], chunk_users: int) -> dict[str, float]:

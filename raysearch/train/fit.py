@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from raysearch.config import TrainConfig
 from raysearch.data.movielens import Dataset
-from raysearch.data.protocols import Split, eval_task
-from raysearch.evaluation.scoring import Scorer, evaluate, sampled_evaluate
+from raysearch.data.protocols import Split, eval_tasks
+from raysearch.evaluation.scoring import Scorer, by_part, evaluate, sampled_evaluate
 from raysearch.train.loop import Reporter
 
 
@@ -31,7 +31,7 @@ def fit(config: TrainConfig, dataset: Dataset, split: Split, reporter: Reporter 
 
 
 def final_metrics(scorer: Scorer, dataset: Dataset, split: Split, config: TrainConfig) -> dict[str, float]:
-    """Full-ranking and sampled (1 positive + 99 negatives) metrics on the test part."""
-    task = eval_task(split, "test")
-    return {**evaluate(scorer, task, dataset.num_items, config.topk, config.eval_batch_users),
-            **sampled_evaluate(scorer, task, dataset.interactions, dataset.num_items, config.topk, config.seed)}
+    """Full-ranking and sampled (1 positive + 99 negatives) metrics on the test part (a mixed split's by part)."""
+    return by_part(eval_tasks(split, "test", dataset.num_items), lambda task: {
+        **evaluate(scorer, task, dataset.num_items, config.topk, config.eval_batch_users),
+        **sampled_evaluate(scorer, task, dataset.interactions, dataset.num_items, config.topk, config.seed)})

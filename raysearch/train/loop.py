@@ -20,9 +20,9 @@ import torch
 
 from raysearch.config import TrainConfig
 from raysearch.data.movielens import Dataset
-from raysearch.data.protocols import EvalTask, Split, eval_task
+from raysearch.data.protocols import EvalTask, Split, eval_tasks
 from raysearch.errors import TrainingDiverged
-from raysearch.evaluation.scoring import Scorer, ranking_totals
+from raysearch.evaluation.scoring import Scorer, by_part, ranking_totals
 from raysearch.train.checkpoint import baseline_checkpoint
 from raysearch.train.ranks import Ranks
 
@@ -86,7 +86,7 @@ def early_stopping(config: TrainConfig, dataset: Dataset, split: Split, train_ep
     checkpoint (kept in ``progress.best`` when the epoch improved). ``progress`` continues a resumed run.
     """
     progress = progress or Progress()
-    task = eval_task(split, "valid")
+    tasks = eval_tasks(split, "valid", dataset.num_items)
     if progress.epoch - progress.best_epoch >= config.patience:  # resumed after its last epoch
         return progress
     for epoch in range(progress.epoch + 1, (epochs or config.epochs) + 1):
@@ -97,7 +97,7 @@ def early_stopping(config: TrainConfig, dataset: Dataset, split: Split, train_ep
             raise TrainingDiverged(f"training diverged at epoch {epoch}: the mean training loss is {loss} ({hint})")
         trained = time.perf_counter()
         progress.epoch, progress.train_steps = epoch, progress.train_steps + steps
-        valid = validate(config, dataset, task, scorer(), ranks)
+        valid = validate(config, dataset, tasks, scorer(), ranks)
         improved = valid[config.metric] > progress.best_value
         if improved:
             progress.best_epoch, progress.best_value = epoch, valid[config.metric]
@@ -116,13 +116,19 @@ def early_stopping(config: TrainConfig, dataset: Dataset, split: Split, train_ep
     return progress
 
 
-def validate(config: TrainConfig, dataset: Dataset, task: EvalTask, scorer: Scorer, ranks: Ranks) -> dict[str, float]:
-    """Validation metrics over ``task``'s users: this rank scores every ``ranks.size``-th one, sums are added up."""
-    part = dataclasses.replace(task, users=task.users[ranks.rank::ranks.size])
-    sums = ranks.all_sum({**ranking_totals(scorer, part, dataset.num_items, config.topk, config.eval_batch_users),
-                          USERS: len(part.users)})
-    users = sums.pop(USERS)
-    return {k: v / users for k, v in sums.items()}
+def validate(config: TrainConfig, dataset: Dataset, tasks: dict[str, EvalTask], scorer: Scorer,
+             ranks: Ranks) -> dict[str, float]:
+    """Validation metrics of each task (:func:`~raysearch.evaluation.scoring.by_part`) over its users: this rank
+    scores every ``ranks.size``-th one, sums are added up."""
+
+    def score(task: EvalTask) -> dict[str, float]:
+        part = dataclasses.replace(task, users=task.users[ranks.rank::ranks.size])
+        sums = ranks.all_sum({**ranking_totals(scorer, part, dataset.num_items, config.topk, config.eval_batch_users),
+                              USERS: len(part.users)})
+        users = sums.pop(USERS)
+        return {k: v / users for k, v in sums.items()}
+
+    return by_part(tasks, score)
 
 
 def sgd_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable[torch.Tensor],
