@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="export an experiment's best checkpoint as a standalone model")
     export.add_argument("experiment", help="experiment written by `raysearch tune` (folder or s3://... URI)")
     export.add_argument("--out", required=True, help="new folder (or bucket URI) for the model")
+    export.add_argument("--trial", help="export this trial's best checkpoint (a trial id of trials.csv, e.g. a "
+                        "point of pareto.csv) instead of the experiment's best")
     export.set_defaults(run=_export)
 
     recommend = commands.add_parser("recommend", parents=[storage], help="top-k items from an exported model")
@@ -185,7 +187,7 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
 def _export(args: argparse.Namespace, argv: list[str]) -> int:
     from raysearch.export import export_model
 
-    out = export_model(args.experiment, args.out, args.storage_endpoint)
+    out = export_model(args.experiment, args.out, args.storage_endpoint, args.trial)
     print(f"exported {out / 'model.pt'} (load with raysearch.load_model({str(out)!r}))")
     return 0
 

@@ -7,12 +7,14 @@ may sit in a bucket (``s3://...``, see :mod:`raysearch.search.storage`). Nothing
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from raysearch.config import TrainConfig
@@ -27,11 +29,12 @@ MODEL_FILE = "model.pt"
 
 
 def export_model(experiment: str | os.PathLike | Location, out: str | os.PathLike | Location,
-                 endpoint: str | None = None) -> Location:
-    """Copy the experiment's best checkpoint into ``out`` as a standalone model folder; either may be a
-    bucket URI (``endpoint``: a custom S3 endpoint). A local ``out`` appears atomically."""
+                 endpoint: str | None = None, trial: str | None = None) -> Location:
+    """Copy the experiment's best checkpoint (``trial``: that trial's, e.g. a point of a Pareto front) into
+    ``out`` as a standalone model folder; either may be a bucket URI (``endpoint``: a custom S3 endpoint). A
+    local ``out`` appears atomically."""
     experiment, out = resolve(experiment, endpoint), resolve(out, endpoint)
-    source = experiment / "best_checkpoint" / CHECKPOINT_FILE
+    source = (experiment / "best_checkpoint" if trial is None else trial_checkpoint(experiment, trial)) / CHECKPOINT_FILE
     if not source.is_file():
         raise DataError(f"{experiment}: no best_checkpoint/{CHECKPOINT_FILE}; is this a finished raysearch experiment?")
     if out.list_files():
@@ -45,6 +48,21 @@ def export_model(experiment: str | os.PathLike | Location, out: str | os.PathLik
         (tmp / "metrics.json").write_text(json.dumps({"epoch": checkpoint["epoch"], **checkpoint["metrics"]}, indent=2))
         copy_dir(resolve(tmp), out)
     return out
+
+
+def trial_checkpoint(experiment: Location, trial: str) -> Location:
+    """The folder of ``trial``'s best-epoch checkpoint, as the experiment's trials.csv names it."""
+    listing = experiment / "trials.csv"
+    if not listing.is_file():
+        raise DataError(f"{experiment}: no trials.csv; is this a finished raysearch experiment?")
+    table = pd.read_csv(io.StringIO(listing.read_text()), dtype={"trial_id": str, "checkpoint": str},
+                        keep_default_na=False)
+    rows = table[table["trial_id"] == trial]
+    if rows.empty:
+        raise DataError(f"{listing}: no trial {trial!r}; its trials: {', '.join(table['trial_id'])}")
+    if not rows["checkpoint"].iloc[0]:
+        raise DataError(f"{listing}: trial {trial!r} kept no checkpoint ({rows['stopped_by'].iloc[0]})")
+    return experiment / rows["checkpoint"].iloc[0]
 
 
 @dataclass(frozen=True)

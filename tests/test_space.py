@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from raysearch.search.space import load_space, parse_space
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 
 
-@pytest.mark.parametrize("name", ["default", "cold_start", "smoke"])
+@pytest.mark.parametrize("name", ["default", "cold_start", "smoke", "warm_cold"])
 def test_shipped_spaces_validate(name):
     space = load_space(SPACES / f"{name}.yaml")
     assert {"contrastive_weight", "learning_rate", "num_layers", "temperature"} <= {p.key for p in space.params}
@@ -114,6 +115,40 @@ def test_a_set_epochs_below_the_grace_period_is_refused_naming_the_file(tmp_path
 def test_tpe_startup_trials_default_to_a_quarter_of_the_budget(tmp_path, experiment, startup):
     space = load_space(_write(tmp_path, {**BASE, "experiment": experiment}))
     assert space.experiment.startup_trials == startup and space.experiment.max_concurrent_trials is None
+
+
+MIXED = {"config": {"epochs": 5, "split": "mixed"}, "params": BASE["params"],
+         "objectives": [{"metric": "warm_ndcg@10", "mode": "max"}, {"metric": "item_cold_ndcg@10"}]}
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"objectives": [{"metric": "warm_ndcg@10"}]}, "objectives: expected a list of 2 or more {metric, mode}"),
+    ({"objectives": [{"metric": "warm_ndcg@10"}, {"metric": "cold_ndcg@10"}]},
+     "objectives[1].metric: key 'metric' = 'cold_ndcg@10' must be one of recall|ndcg|mrr|hit"),
+    ({"objectives": [{"metric": "warm_ndcg@10"}, {"metric": "warm_ndcg@10", "mode": "max"}]},
+     "objectives[1].metric: 'warm_ndcg@10' is listed twice"),
+    ({"objectives": [{"metric": "warm_ndcg@10", "mode": "up"}, {"metric": "item_cold_ndcg@10"}]},
+     "objectives[0].mode: expected max or min, got 'up'"),
+    ({"objectives": [{"metric": "warm_ndcg@10", "goal": "max"}, {"metric": "item_cold_ndcg@10"}]},
+     "objectives[0]: expected {metric: NAME, mode: max|min}"),
+    ({"config": {"epochs": 5, "split": "mixed", "metric": "recall@10"}},
+     "config: key 'metric' = 'recall@10' (the scalar of early stopping, checkpoints and ASHA) names no objective; "
+     "use one of warm_ndcg@10, item_cold_ndcg@10 or their mean ndcg@10"),
+])
+def test_bad_objectives_name_file_key_and_value(tmp_path, change, fragment):
+    path = _write(tmp_path, {**MIXED, **change})
+    with pytest.raises(ConfigError) as err:
+        load_space(path)
+    assert str(err.value).startswith(str(path)) and fragment in str(err.value)
+
+
+def test_objectives_parse_and_round_trip(tmp_path):
+    space = load_space(_write(tmp_path, {**MIXED, "scheduler": {"asha": False}}))
+    assert [(o.metric, o.mode, o.key) for o in space.objectives] == [
+        ("warm_ndcg@10", "max", "best_valid_warm_ndcg@10"), ("item_cold_ndcg@10", "max", "best_valid_item_cold_ndcg@10")]
+    assert not space.scheduler.asha and space.config.metric == "ndcg@10"  # their mean on the mixed split
+    assert parse_space(space.to_document(), "again") == dataclasses.replace(space, source="again")
+    assert load_space(_write(tmp_path, BASE)).objectives == ()
 
 
 def test_evaluate_config_makes_the_config_values_the_first_trial(tmp_path):

@@ -17,6 +17,7 @@ from raysearch.data.split_files import read_split
 from raysearch.errors import RaysearchError
 from raysearch.evaluation.scoring import evaluate
 from raysearch.export import export_model
+from raysearch.search.plots import CURVES, HISTORY, IMPORTANCES, PARALLEL
 from raysearch.search.space import load_space
 from raysearch.search.tuning import search
 from raysearch.testing.faults import SMOKE, result_lines
@@ -45,6 +46,9 @@ def test_every_trial_finishes_and_asha_stops_some(smoke):
     config = TrainConfig.from_yaml(smoke / "best_config.yaml")
     assert config.learning_rate == pytest.approx(best["param_learning_rate"])
     assert (smoke / "summary.md").read_text().count(str(best["trial_id"])) == 1
+    for name in (HISTORY, IMPORTANCES, PARALLEL, CURVES):  # every plot drawn, a valid PNG, linked from the summary
+        assert (smoke / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        assert f"[{name}]({name})" in (smoke / "summary.md").read_text()
     study = optuna.load_study(study_name="smoke", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(smoke / "optuna.journal"))))
     assert len(study.trials) == 4

@@ -49,18 +49,24 @@ class Session:
     wrap: Callable[[torch.nn.Module], torch.nn.Module] = lambda model: model
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     keep: Callable[[dict[str, float]], bool] = lambda metrics: False  # checkpoint this epoch though not improved
+    best_of: tuple[str, ...] = ()  # metrics each report also gives at the best epoch so far, as best_<name>
 
 
 class RayReporter:
-    """Reports each epoch from every rank, with ``extra`` values; rank 0 attaches the checkpoint of an improved
-    epoch, or of one ``session.keep`` keeps."""
+    """Reports each epoch from every rank, with ``extra`` values and the ``session.best_of`` metrics of the best
+    epoch so far (``best``: those of a resumed run's best epoch, when known); rank 0 attaches the checkpoint of
+    an improved epoch, or of one ``session.keep`` keeps."""
 
-    def __init__(self, session: Session, extra: dict[str, Any] | None = None) -> None:
+    def __init__(self, session: Session, extra: dict[str, Any] | None = None,
+                 best: dict[str, float] | None = None) -> None:
         self.session = session
         self.extra = extra or {}
+        self.best = {k: best[k] for k in session.best_of if k in best} if best else {}
 
     def __call__(self, metrics: dict[str, float], checkpoint: Callable[[], dict], improved: bool) -> None:
-        metrics = {**metrics, **self.extra}
+        if metrics["epoch"] == metrics["best_epoch"]:
+            self.best = {k: metrics[k] for k in self.session.best_of}
+        metrics = {**metrics, **self.extra, **{f"best_{k}": v for k, v in self.best.items()}}
         if self.session.ranks.rank != 0 or not (improved or self.session.keep(metrics)):
             self.session.report(metrics)
             return
@@ -87,7 +93,8 @@ def train_run(config: TrainConfig, dataset: Dataset, session: Session, threads: 
     if session.checkpoint is not None:
         with session.checkpoint.as_directory() as folder:
             resume = load_checkpoint(Path(folder) / CHECKPOINT_FILE)
-    reporter = RayReporter(session, {"worker_nodes": worker_nodes()})
+    best = resume["metrics"] if resume is not None and resume["epoch"] == resume["metrics"].get("best_epoch") else None
+    reporter = RayReporter(session, {"worker_nodes": worker_nodes()}, best)
     split = split_for(config, dataset)
     if not config.spec.data_parallel:  # one worker, no resume
         config.spec.train(config, dataset, split, reporter)
@@ -102,24 +109,26 @@ def threads(scaling: Scaling) -> int:
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """Ray Train entry point: ``loop_config`` holds the config dict, the dataset and the torch threads."""
+    """Ray Train entry point: ``loop_config`` holds the config dict, the dataset, the torch threads and the
+    metrics reported at the best epoch too (``best_of``)."""
     context = ray.train.get_context()
     session = Session(ray.train.report, ray.train.Checkpoint, ray.train.get_checkpoint(),
                       Ranks(context.get_world_rank(), context.get_world_size()), ray.train.torch.prepare_model,
-                      ray.train.torch.get_device(), keep=lambda metrics: True)
+                      ray.train.torch.get_device(), keep=lambda metrics: True, best_of=tuple(loop_config["best_of"]))
     train_run(TrainConfig.from_dict(loop_config["config"]), loop_config["dataset"], session, loop_config["threads"])
 
 
 def make_trainer(config: TrainConfig, dataset: Dataset, scaling: Scaling, run_name: str, storage: str | Location,
-                 callbacks: list | None = None) -> ray.train.torch.TorchTrainer:
-    """A ``TorchTrainer`` for one run under ``storage`` (a folder or a bucket URI); checkpoints are kept by their
-    epoch's validation metric (the objective, for the best epoch's). A worker group that cannot start fails the run after
+                 callbacks: list | None = None, best_of: tuple[str, ...] = ()) -> ray.train.torch.TorchTrainer:
+    """A ``TorchTrainer`` for one run under ``storage`` (a folder or a bucket URI), whose reports also give the
+    ``best_of`` metrics at the best epoch; checkpoints are kept by their epoch's validation metric (the
+    objective, for the best epoch's). A worker group that cannot start fails the run after
     ``controller_failure_limit`` tries instead of waiting forever."""
     storage = resolve(storage)
     return ray.train.torch.TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": config.to_dict(), "dataset": dataset,
-                           "threads": threads(scaling)},
+                           "threads": threads(scaling), "best_of": list(best_of)},
         scaling_config=ray.train.ScalingConfig(num_workers=scaling.workers_per_trial, use_gpu=scaling.use_gpu,
                                                resources_per_worker={"CPU": scaling.cpus_per_worker},
                                                placement_strategy=scaling.placement_strategy),

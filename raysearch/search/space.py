@@ -1,6 +1,6 @@
 """Search spaces as YAML, validated against :class:`TrainConfig` before Ray starts.
 
-A space file has four parts (every key optional except ``params``)::
+A space file has these parts (every key optional except ``params``)::
 
     experiment: {name: default, num_samples: 16, max_concurrent_trials: null, n_startup_trials: null, seed: 0,
                  evaluate_config: false}
@@ -8,6 +8,9 @@ A space file has four parts (every key optional except ``params``)::
     resources: {workers_per_trial: 1, cpus_per_worker: 1.0, use_gpu: false,
                 num_to_keep: 2, max_failures: 1}
     config: {dataset: ml-100k, split: warm, epochs: 30, metric: ndcg@10}   # fixed config keys
+    objectives:                        # 2 or more: a multi-objective search (Pareto front); none: config.metric
+      - {metric: warm_ndcg@10, mode: max}
+      - {metric: item_cold_ndcg@10, mode: max}
     params:                                                     # searched config keys (of config.model)
       learning_rate: {type: loguniform, low: 1.0e-4, high: 1.0e-1}
       num_layers: {type: randint, low: 0, high: 4}              # both bounds included
@@ -16,7 +19,10 @@ A space file has four parts (every key optional except ``params``)::
 
 The validation metric (``config.metric``, maximised) is declared once; its running best over a trial's
 epochs (:data:`OBJECTIVE`) drives TPE, ASHA and the best trial, and checkpoints are ranked by their own
-epoch's metric (the best epoch's is the objective). Files load with
+epoch's metric (the best epoch's is the objective). With ``objectives``, TPE optimises them jointly, each
+taken at the trial's best epoch by ``config.metric`` (one checkpoint per trial), which must be one of the
+objectives or their mean (a mixed split's plain metric name); ASHA still schedules on it unless
+``scheduler.asha`` is false. Files load with
 ``yaml.safe_load`` only; every error names the file, the key and the value, including the values Ray
 would reject (``grace_period`` above ``epochs``, say).
 """
@@ -29,11 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raysearch.config import Scaling, TrainConfig, coerce, key_types, read_yaml, resolve_split_file, type_name
+from raysearch.config import (MIXED_PARTS, Scaling, TrainConfig, coerce, key_types, read_yaml, resolve_split_file,
+                              type_name)
 from raysearch.errors import ConfigError, RaysearchError, check
 from raysearch.search.storage import Location, local_copy
 
 SPACE_FILE = "search_space.yaml"  # the resolved space, saved in every experiment folder for --resume
+JOURNAL_FILE = "optuna.journal"  # the Optuna study of every experiment
 OBJECTIVE = "best_value"  # what every epoch reports: the best validation config.metric of the trial so far
 PARAM_TYPES = {"loguniform": ("low", "high"), "uniform": ("low", "high"), "randint": ("low", "high"),
                "choice": ("values",)}
@@ -95,10 +103,25 @@ class Experiment:
 class Scheduler:
     grace_period: int = 2  # epochs every trial runs before ASHA may stop it
     reduction_factor: int = 2  # ASHA keeps 1/reduction_factor of trials at each rung
+    asha: bool = True  # false: every trial runs until its epochs or patience end (no early stopping by ASHA)
 
     def __post_init__(self) -> None:
         check("grace_period", self.grace_period, self.grace_period >= 1, "must be >= 1")
         check("reduction_factor", self.reduction_factor, self.reduction_factor >= 2, "must be >= 2")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective of a multi-objective search: a validation metric (as ``config.metric`` names it) and
+    whether it is maximised or minimised."""
+
+    metric: str
+    mode: str = "max"
+
+    @property
+    def key(self) -> str:
+        """The reported key: the metric at the trial's best epoch so far."""
+        return f"best_valid_{self.metric}"
 
 
 @dataclass(frozen=True)
@@ -111,6 +134,7 @@ class SearchSpace:
     experiment: Experiment = field(default_factory=Experiment)
     scheduler: Scheduler = field(default_factory=Scheduler)
     resources: Scaling = field(default_factory=Scaling)
+    objectives: tuple[Objective, ...] = ()  # empty: one objective, config.metric
 
     def __post_init__(self) -> None:
         if self.scheduler.grace_period > self.config.epochs:  # Ray's ASHA asserts grace_period <= max_t
@@ -119,8 +143,13 @@ class SearchSpace:
 
     @property
     def metric(self) -> str:
-        """The reported key Tune optimises (always maximised)."""
+        """The reported key of ``config.metric`` (always maximised): its running best is :data:`OBJECTIVE`."""
         return f"valid_{self.config.metric}"
+
+    @property
+    def objective_metrics(self) -> tuple[str, ...]:
+        """The reported keys of the objectives, each trial reporting them at its best epoch too."""
+        return tuple(f"valid_{o.metric}" for o in self.objectives)
 
     def tune_space(self) -> dict[str, Any]:
         return {p.key: p.to_tune() for p in self.params}
@@ -140,8 +169,10 @@ class SearchSpace:
         """The YAML document that :func:`parse_space` turns back into this space."""
         params = {p.key: {"type": p.type, "values": list(p.values)} if p.type == "choice"
                   else {"type": p.type, "low": p.low, "high": p.high} for p in self.params}
+        objectives = {"objectives": [dataclasses.asdict(o) for o in self.objectives]} if self.objectives else {}
         return {"experiment": dataclasses.asdict(self.experiment), "scheduler": dataclasses.asdict(self.scheduler),
-                "resources": dataclasses.asdict(self.resources), "config": self.config.to_dict(), "params": params}
+                "resources": dataclasses.asdict(self.resources), "config": self.config.to_dict(), **objectives,
+                "params": params}
 
     def with_overrides(self, assignments: list[str]) -> "SearchSpace":
         """``--set key=value`` on top of the file: fixes ``key`` (and stops searching it)."""
@@ -175,10 +206,13 @@ def saved_space(experiment: Location) -> SearchSpace:
 def parse_space(document: Any, source: str) -> SearchSpace:
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(document).__name__}")
-    sections = {"experiment": Experiment, "scheduler": Scheduler, "resources": Scaling, "config": None, "params": None}
+    sections = {"experiment": Experiment, "scheduler": Scheduler, "resources": Scaling, "config": None,
+                "objectives": None, "params": None}
     for key, value in document.items():
         if key not in sections:
             raise ConfigError(f"{source}: unknown section {key!r}; expected one of {', '.join(sections)}")
+        if key == "objectives":
+            continue
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: section {key!r} must be a mapping, got {value!r}")
     config = TrainConfig.from_dict(document.get("config") or {}, source=f"{source}: config")
@@ -188,7 +222,8 @@ def parse_space(document: Any, source: str) -> SearchSpace:
         raise ConfigError(f"{source}: params is empty; give at least one key to search")
     space = SearchSpace(source, config, params,
                         **{name: _section(cls, document.get(name) or {}, f"{source}: {name}")
-                           for name, cls in sections.items() if cls is not None})
+                           for name, cls in sections.items() if cls is not None},
+                        objectives=_objectives(document.get("objectives"), config, source))
     if space.experiment.evaluate_config:
         for p in params:
             value = config.to_dict()[p.key]
@@ -205,6 +240,39 @@ def parse_space(document: Any, source: str) -> SearchSpace:
             except ConfigError as err:
                 raise ConfigError(f"{source}: params.{p.key}: {err}".replace(f"{source} (trial): ", "")) from None
     return space
+
+
+def _objectives(listed: Any, config: TrainConfig, source: str) -> tuple[Objective, ...]:
+    """The ``objectives`` section: 2 or more distinct metrics of the config's protocol, each max or min, and
+    ``config.metric`` (the scalar for early stopping, checkpoints and ASHA) one of them or their mean."""
+    if listed is None:
+        return ()
+    where = f"{source}: objectives"
+    if not isinstance(listed, list) or len(listed) < 2:
+        raise ConfigError(f"{where}: expected a list of 2 or more {{metric, mode}}, got {listed!r} (one objective "
+                          "is config.metric: leave objectives out)")
+    objectives = []
+    for index, entry in enumerate(listed):
+        if not isinstance(entry, dict) or set(entry) - {"metric", "mode"} or "metric" not in entry:
+            raise ConfigError(f"{where}[{index}]: expected {{metric: NAME, mode: max|min}}, got {entry!r}")
+        objective = Objective(str(entry["metric"]), str(entry.get("mode", "max")))
+        if objective.mode not in ("max", "min"):
+            raise ConfigError(f"{where}[{index}].mode: expected max or min, got {objective.mode!r}")
+        try:
+            config.updated({"metric": objective.metric}, source="")
+        except ConfigError as err:
+            raise ConfigError(f"{where}[{index}].metric: {str(err).removeprefix(': ')}") from None
+        if objective.metric in (o.metric for o in objectives):
+            raise ConfigError(f"{where}[{index}].metric: {objective.metric!r} is listed twice")
+        objectives.append(objective)
+    names = [o.metric for o in objectives]
+    bases = {next((n.removeprefix(p) for p in MIXED_PARTS if n.startswith(p)), n) for n in names}
+    mean = bases.pop() if len(bases) == 1 and config.split == "mixed" else None
+    if config.metric not in names and config.metric != mean:
+        raise ConfigError(f"{source}: config: key 'metric' = {config.metric!r} (the scalar of early stopping, "
+                          f"checkpoints and ASHA) names no objective; use one of {', '.join(names)}"
+                          + (f" or their mean {mean}" if mean else ""))
+    return tuple(objectives)
 
 
 def _param(key: str, spec: Any, model: str, where: str) -> Param:

@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 import pyarrow
 import pyarrow.fs as pafs
 
-from raysearch.atomic_files import atomic_copy_dir, atomic_write_text
+from raysearch.atomic_files import atomic_copy_dir, atomic_write, atomic_write_text
 from raysearch.errors import RaysearchError
 
 S3_MAX_ATTEMPTS = "RAYSEARCH_S3_MAX_ATTEMPTS"
@@ -98,6 +98,14 @@ class Location:
             return
         with remote_errors(self), self.fs.open_output_stream(self.path) as stream:
             stream.write(text.encode())
+
+    def write_bytes(self, data: bytes) -> None:
+        """Readers see the old object or the whole new one."""
+        if self.is_local:
+            atomic_write(Path(self.path), lambda tmp: tmp.write_bytes(data))
+            return
+        with remote_errors(self), self.fs.open_output_stream(self.path) as stream:
+            stream.write(data)
 
     def list_files(self) -> list[str]:
         """Every file below this folder, as paths relative to it."""

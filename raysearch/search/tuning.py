@@ -13,7 +13,8 @@ a one-worker trial's checkpoints), ``train_runs/`` (each multi-worker trial's Tr
 checkpoints), ``optuna.journal`` (the Optuna study),
 ``search_space.yaml`` (the resolved space, reused by ``--resume``), ``split.json`` (the split every
 trial trains on, unless ``split``, ``seed`` or ``split_file`` is searched), and after the search
-``trials.csv``, ``summary.md``, ``best_config.yaml`` and ``best_checkpoint/``.
+``trials.csv``, ``summary.md``, ``best_config.yaml``, ``best_checkpoint/`` and the plots that explain the
+search (PNG, linked from ``summary.md``).
 """
 
 from __future__ import annotations
@@ -41,11 +42,10 @@ from raysearch.data.split_files import SPLIT_FILE, SPLIT_KEYS, split_for, split_
 from raysearch.errors import RaysearchError, TrainingDiverged
 from raysearch.markdown import markdown_table
 from raysearch.search.distributed import Session, make_trainer, threads, train_run
-from raysearch.search.space import OBJECTIVE, SPACE_FILE, SearchSpace
+from raysearch.search.space import JOURNAL_FILE, OBJECTIVE, SPACE_FILE, SearchSpace
 from raysearch.search.storage import Location, copy_dir, resolve
 
 TRAIN_RUNS = "train_runs"
-JOURNAL_FILE = "optuna.journal"
 
 
 DRIVER_CPUS = 0.01  # a multi-worker trial's driver only waits for its workers (Ray refuses 0)
@@ -60,12 +60,12 @@ def run_trial(sampled: dict[str, Any], space: SearchSpace, dataset: Dataset, tra
     if space.resources.workers_per_trial == 1:
         device = torch.device("cuda" if space.resources.use_gpu else "cpu")
         session = Session(tune.report, tune.Checkpoint, tune.get_checkpoint(), wrap=lambda model: model.to(device),
-                          device=device, keep=lambda metrics: ends(metrics, config))
+                          device=device, keep=lambda metrics: ends(metrics, config), best_of=space.objective_metrics)
         train_run(config, dataset, session, threads(space.resources))
         return
     trial_id = tune.get_context().get_trial_id()
     make_trainer(config, dataset, space.resources, f"train-{trial_id}", train_storage,
-                 callbacks=[TuneReportCallback()]).fit()
+                 callbacks=[TuneReportCallback()], best_of=space.objective_metrics).fit()
 
 
 def trial_resources(scaling: Scaling) -> dict[str, float]:
@@ -202,19 +202,22 @@ def search(space: SearchSpace, dataset: Dataset, storage: str | os.PathLike | Lo
         tuner = tune.Tuner(
             _trainable(space, dataset, experiment),
             param_space=space.tune_space(),
-            tune_config=tune.TuneConfig(
-                metric=OBJECTIVE, mode="max", num_samples=space.experiment.num_samples,
+            tune_config=tune.TuneConfig(  # no metric here: the searcher and ASHA each have theirs
+                num_samples=space.experiment.num_samples,
                 max_concurrent_trials=concurrency(space, ray.cluster_resources().get("CPU", 1.0)),
                 # reused drivers of Train runs hung once Train restarted a worker group (Ray 2.60)
                 reuse_actors=space.resources.workers_per_trial == 1,
                 search_alg=ObjectiveSearch(
                     space.config, study_name=name, points_to_evaluate=space.first_trials() or None,
+                    metric=[o.key for o in space.objectives] or OBJECTIVE,
+                    mode=[o.mode for o in space.objectives] or "max",
                     sampler=optuna.samplers.TPESampler(n_startup_trials=space.experiment.startup_trials,
                                                        seed=space.experiment.seed),
                     storage=optuna.storages.JournalStorage(journal_backend(experiment / JOURNAL_FILE))),
-                scheduler=ASHAScheduler(time_attr="epoch", max_t=space.config.epochs,
+                scheduler=ASHAScheduler(metric=OBJECTIVE, mode="max", time_attr="epoch", max_t=space.config.epochs,
                                         grace_period=space.scheduler.grace_period,
-                                        reduction_factor=space.scheduler.reduction_factor),
+                                        reduction_factor=space.scheduler.reduction_factor)
+                if space.scheduler.asha else None,
             ),
             run_config=tune.RunConfig(
                 name=name, storage_path=storage.path, storage_filesystem=filesystem, callbacks=callbacks, stop=stop,
@@ -232,8 +235,10 @@ def search(space: SearchSpace, dataset: Dataset, storage: str | os.PathLike | Lo
     return experiment
 
 
-def trials_table(space: SearchSpace, results: tune.ResultGrid) -> pd.DataFrame:
-    """One row per trial: its params, status, how it ended, epochs run, final and best metrics."""
+def trials_table(space: SearchSpace, results: tune.ResultGrid, experiment: Location) -> pd.DataFrame:
+    """One row per trial: its params, status, how it ended, epochs run, final and best metrics, the objectives
+    at its best epoch (a multi-objective space) and its best epoch's checkpoint (relative to ``experiment``;
+    empty when it kept none)."""
     rows = []
     for result in results:
         metrics = result.metrics or {}
@@ -252,10 +257,17 @@ def trials_table(space: SearchSpace, results: tune.ResultGrid) -> pd.DataFrame:
             "error": (str(failure).splitlines() or [type(failure).__name__])[0] if failure is not None else "",
             "worker_nodes": metrics.get("worker_nodes", ""),
             **{f"param_{p.key}": (result.config or {}).get(p.key) for p in space.params},  # None: never started
+            **{o.key: metrics.get(o.key, math.nan) for o in space.objectives},
             **{f"final_{k}": v for k, v in metrics.items() if k.startswith("valid_")},
+            "checkpoint": _relative(_best_checkpoint_path(result, space.metric) or "", experiment),
             "path": result.path,
         })
     return pd.DataFrame(rows)
+
+
+def _relative(path: str, experiment: Location) -> str:
+    """``path`` relative to the experiment folder when inside it (so a moved experiment still finds it)."""
+    return path.removeprefix(experiment.path.rstrip("/") + "/")
 
 
 def _failure(error: BaseException) -> BaseException:
@@ -266,30 +278,37 @@ def _failure(error: BaseException) -> BaseException:
 
 
 def write_outputs(space: SearchSpace, results: tune.ResultGrid, experiment: Location) -> None:
-    """trials.csv, best_checkpoint/, best_config.yaml and summary.md, each written whole (see
-    :mod:`raysearch.search.storage`). The best trial is the best finished one: a trial that errored or diverged
-    is listed in trials.csv (``stopped_by``, ``error``) but never chosen."""
-    table = trials_table(space, results)
+    """trials.csv, best_checkpoint/, best_config.yaml (a multi-objective space: the Pareto front's files, see
+    :mod:`raysearch.search.pareto`, instead), the plots (:mod:`raysearch.search.plots`) and summary.md
+    (linking them), each written whole (see :mod:`raysearch.search.storage`). The best trial is the best
+    finished one by ``config.metric`` that kept a checkpoint (a multi-objective space's: a point of its front):
+    a trial that errored or diverged is listed in trials.csv (``stopped_by``, ``error``) but never chosen."""
+    from raysearch.search import pareto, plots  # matplotlib only where a search ends, not in every trial
+
+    table = trials_table(space, results, experiment)
     (experiment / "trials.csv").write_text(table.to_csv(index=False))
     ranked = table[table["error"] == ""].dropna(subset=["best_value"]).sort_values("best_value", ascending=False)
     if ranked.empty:
         raise RaysearchError(f"{experiment}: no trial finished with a finite {space.metric}; see trials.csv")
-    by_path = {result.path: result for result in results}
-    kept = ((row, by_path[row["path"]], _best_checkpoint_path(by_path[row["path"]], space.metric))
-            for _, row in ranked.iterrows())
-    best, best_result, path = next((found for found in kept if found[2] is not None), (None, None, None))
-    if best is None:
+    if (ranked["checkpoint"] == "").all():
         raise RaysearchError(f"{experiment}: no finished trial kept a checkpoint; see trials.csv")
-    config = space.trial_config({p.key: best_result.config[p.key] for p in space.params})
-    checkpoint = Location(experiment.fs, path, experiment.scheme)
-    copy_dir(checkpoint, experiment / "best_checkpoint")  # first: best_config.yaml only ever names a whole copy
-    (experiment / "best_config.yaml").write_text(
-        f"# best trial {best['trial_id']}: {space.metric} = {best['best_value']:.6f} "
-        f"at epoch {int(best['best_epoch'])}\n" + config.to_yaml())
+    best = ranked[ranked["checkpoint"] != ""].iloc[0]
+    configs = {row["trial_id"]: space.trial_config({p.key: result.config[p.key] for p in space.params})
+               for row, result in zip(table.to_dict("records"), results) if row["checkpoint"]}
+    copy_dir(experiment / best["checkpoint"], experiment / "best_checkpoint")  # first: the config names a whole copy
     shown = ["trial_id", "stopped_by", "epochs_run", "best_epoch", "best_value", *[f"param_{p.key}" for p in space.params]]
-    top = ranked[shown].head(10)
-    (experiment / "summary.md").write_text(f"# {experiment.name}: top trials by {space.metric}\n\n"
-                                           + markdown_table(shown, top.values.tolist()) + "\n")
+    summary = f"# {experiment.name}: top trials by {space.metric}\n\n" + markdown_table(
+        shown, ranked[shown].head(10).values.tolist()) + "\n"
+    if space.objectives:
+        summary += pareto.write_front(space, experiment, table, configs)
+    else:
+        (experiment / "best_config.yaml").write_text(
+            f"# best trial {best['trial_id']}: {space.metric} = {best['best_value']:.6f} "
+            f"at epoch {int(best['best_epoch'])}\n" + configs[best["trial_id"]].to_yaml())
+    drawn = plots.write_plots(space, experiment, table)
+    (experiment / "summary.md").write_text(
+        summary + "\n## Plots\n\n" + "".join(f"- [{name}]({name}): {about}\n" for name, about in drawn.written.items())
+        + "".join(f"- {name} not drawn: {why}\n" for name, why in drawn.skipped.items()))
 
 
 def _best_checkpoint_path(result: Any, metric: str) -> str | None:
