@@ -150,6 +150,14 @@ def test_full_storage_leaves_no_partial_outputs_and_resume_completes(faulty, sto
     assert (experiment / "best_checkpoint" / "checkpoint.pt").is_file()
 
 
+def test_a_killed_multi_objective_search_resumes_to_its_front(ray_address, data_root, tmp_path):
+    space = space_file(tmp_path, "front", 4, 2, warm_cold=True)
+    killed = kill_driver_and_resume(space, tmp_path / "storage", ray_address, data_root, finished_before_kill=1)
+    assert killed.lost == 0 and killed.duplicated == 0 and killed.study_trials == 4 and len(killed.trials) == 4
+    front = pd.read_csv(tmp_path / "storage" / "front" / "pareto.csv")
+    assert len(front) >= 1 and set(front["trial_id"]) <= set(killed.trials["trial_id"])
+
+
 def test_killed_driver_resumes_without_losing_trials(ray_address, data_root, tmp_path):
     space = space_file(tmp_path, "smoke", 4, 2)
     killed = kill_driver_and_resume(space, tmp_path / "storage", ray_address, data_root, finished_before_kill=1)

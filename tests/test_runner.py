@@ -9,7 +9,7 @@ from matplotlib import image
 from raysearch.baselines import popularity
 from raysearch.cli import main
 from raysearch.compare.plan import ABLATIONS, LEARNING_RATES, Job
-from raysearch.compare.runner import compare
+from raysearch.compare.runner import compare, run_job
 from raysearch.config import TrainConfig
 from raysearch.data.protocols import eval_task, make_split
 from raysearch.data.split_files import read_split, write_split
@@ -109,3 +109,12 @@ def test_runs_already_in_the_csv_are_kept_whatever_the_order_of_their_key(tmp_pa
     pd.DataFrame([row]).to_csv(tmp_path / "comparison.csv", index=False)
     runs = compare([job], tmp_path, workers=1)
     assert runs.to_dict("records") == [row] and not (tmp_path / "invocations.csv").exists()
+
+
+@pytest.mark.parametrize("model, split, status", [("lightgbm", "mixed", "n/a (no mixed protocol)"),
+                                                  ("mf", "mixed", "n/a (needs interactions)"),
+                                                  ("popularity", "item_cold", "n/a (needs interactions)")])
+def test_a_model_that_cannot_serve_a_protocol_is_a_row_saying_why(model, split, status):
+    job = Job("models", model, TrainConfig.from_dict({"model": model, "split": split}))
+    row, weights = run_job(job, None, 1)
+    assert row["status"] == status and weights == []

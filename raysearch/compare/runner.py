@@ -32,7 +32,8 @@ from raysearch.evaluation.scoring import by_part, evaluate
 from raysearch.registry import MODELS
 
 WEIGHT_COLUMNS = ("key", "split", "seed", "side", "segment", "field", "weight", "entities")
-NOT_SCORED = "n/a (needs interactions)"
+NOT_SCORED = "n/a (needs interactions)"  # an ID-only model on a cold protocol
+NOT_SERVED = "n/a (no mixed protocol)"  # a model that does not serve the mixed protocol
 
 
 def run_job(job: Job, data_dir: str | None, threads: int) -> tuple[dict, list[dict]]:
@@ -42,7 +43,7 @@ def run_job(job: Job, data_dir: str | None, threads: int) -> tuple[dict, list[di
     row = {"key": job.key, "study": job.study, "variant": job.variant, "model": config.model,
            "split": config.split, "seed": config.seed, "config": config_label(config)}
     if not config.can_score():
-        return {**row, "status": NOT_SCORED}, []
+        return {**row, "status": NOT_SERVED if config.split == "mixed" and not config.spec.mixed else NOT_SCORED}, []
     return score_job(job, load_for(config, data_dir), row)
 
 

@@ -43,15 +43,19 @@ LOG_BYTES_PER_TRIAL, FIXED_BYTES = 256 * 1024, 256 * 1024  # the disk bound's al
 
 
 def space_file(folder: Path, name: str, num_samples: int, epochs: int, diverging: bool = False,
-               num_to_keep: int = 2, workers: int = 1) -> Path:
+               num_to_keep: int = 2, workers: int = 1, warm_cold: bool = False) -> Path:
     """smoke.yaml with ``num_samples`` trials of ``epochs`` epochs, one at a time, of ``workers`` workers (2: a
     Ray Train run of half a CPU each); ``diverging`` makes temperature a choice between a sane value and one
-    whose loss is NaN."""
+    whose loss is NaN; ``warm_cold`` makes it a multi-objective search of the mixed split (warm and item-cold
+    NDCG@10)."""
     space = yaml.safe_load(SMOKE.read_text())
     startup = min(num_samples, space["experiment"]["n_startup_trials"])
     space["experiment"].update(name=name, num_samples=num_samples, max_concurrent_trials=1, n_startup_trials=startup)
     space["config"].update(epochs=epochs, patience=epochs)
     space["resources"].update(num_to_keep=num_to_keep, workers_per_trial=workers, cpus_per_worker=1.0 / workers)
+    if warm_cold:
+        space["config"]["split"] = "mixed"
+        space["objectives"] = [{"metric": "warm_ndcg@10", "mode": "max"}, {"metric": "item_cold_ndcg@10", "mode": "max"}]
     if diverging:
         space["params"]["temperature"] = {"type": "choice", "values": [0.2, DIVERGING_TEMPERATURE]}
         space["experiment"]["seed"] = 1  # TPE's first draws: 0.2, 1e-40, 0.2, 1e-40
