@@ -57,6 +57,9 @@ def trial_checkpoint(experiment: Location, trial: str) -> Location:
         raise DataError(f"{experiment}: no trials.csv; is this a finished raysearch experiment?")
     table = pd.read_csv(io.StringIO(listing.read_text()), dtype={"trial_id": str, "checkpoint": str},
                         keep_default_na=False)
+    if "checkpoint" not in table:
+        raise DataError(f"{listing}: no checkpoint column (written by an older raysearch); export its best "
+                        "checkpoint without --trial")
     rows = table[table["trial_id"] == trial]
     if rows.empty:
         raise DataError(f"{listing}: no trial {trial!r}; its trials: {', '.join(table['trial_id'])}")

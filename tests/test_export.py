@@ -48,3 +48,15 @@ def test_user_attributes_are_parsed_or_refused():
     assert parse_attributes("gender=F, age=25") == {"gender": "F", "age": "25"}
     with pytest.raises(DataError, match="--user-attrs: expected key=value pairs separated by commas, got 'F'"):
         parse_attributes("F")
+
+
+def test_a_trial_is_exported_only_from_a_trials_csv_that_names_its_checkpoint(tmp_path):
+    with pytest.raises(DataError, match="no trials.csv"):
+        export_model(tmp_path, tmp_path / "out", trial="a")
+    (tmp_path / "trials.csv").write_text("trial_id,stopped_by\na,patience\n")
+    with pytest.raises(DataError, match="trials.csv: no checkpoint column"):
+        export_model(tmp_path, tmp_path / "out", trial="a")
+    (tmp_path / "trials.csv").write_text("trial_id,stopped_by,checkpoint\na,asha,\n")
+    with pytest.raises(DataError, match="trial 'a' kept no checkpoint \\(asha\\)"):
+        export_model(tmp_path, tmp_path / "out", trial="a")
+    assert not (tmp_path / "out").exists()
