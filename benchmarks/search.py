@@ -2,7 +2,8 @@
 
     python benchmarks/search.py [--space search_spaces/default.yaml] [--seeds 3] [--quick]
 
-(a) seconds per epoch of a Ray Train run with 2 workers vs 1, at equal optimizer steps per epoch;
+(a) seconds per epoch of a Ray Train run with 2 workers vs 1 (of 1 CPU and of all CPUs), at equal optimizer
+    steps per epoch;
 (b) per-trial overhead (wall time between trial ends minus the epochs' training and validation time), median and max
     over 8 one-worker trials run one at a time; (c) the space's own search (16 trials): wall time and best
     validation metric; (d) wall time until a search first reaches 98% of the best validation metric the ASHA + TPE
@@ -107,19 +108,27 @@ def timed_search(space: SearchSpace, dataset: Dataset, storage: Path,
 
 
 def ddp_epochs(config: TrainConfig, dataset: Dataset, storage: str) -> list[str]:
-    """(a): mean training seconds per epoch (epochs 2.., the first warms up) with 1 and 2 Train workers."""
-    rows = []
-    for workers in (1, 2):
-        scaling = Scaling(workers_per_trial=workers, cpus_per_worker=os.cpu_count() / workers)
-        frame = make_trainer(config, dataset, scaling, f"ddp-{workers}", storage).fit().metrics_dataframe
+    """(a): mean training seconds per epoch (epochs 2.., the first warms up) of one worker with one CPU, one worker
+    with all CPUs, and two workers sharing them; the speed-ups of two workers over each one-worker layout, and the
+    most two workers could give over one worker of the same CPUs (perfect data parallelism: twice the one-CPU speed).
+    """
+    cpus = os.cpu_count()
+    rows, seconds = [], {}
+    for workers, per_worker in ((1, 1.0), (1, cpus), (2, cpus / 2)):
+        scaling = Scaling(workers_per_trial=workers, cpus_per_worker=per_worker)
+        frame = make_trainer(config, dataset, scaling, f"ddp-{workers}x{per_worker:g}", storage).fit().metrics_dataframe
         last = frame.loc[frame["epoch"].idxmax()]
-        rows.append([workers, f"{os.cpu_count() / workers:g}", int(last["train_steps"] / last["epoch"]),
-                     f"{frame.loc[frame['epoch'] >= 2, 'epoch_seconds'].mean():.2f}", f"{last['valid_ndcg@10']:.4f}"])
-    speedup = float(rows[0][3]) / float(rows[1][3])
+        seconds[workers, per_worker] = frame.loc[frame["epoch"] >= 2, "epoch_seconds"].mean()
+        rows.append([workers, f"{per_worker:g}", int(last["train_steps"] / last["epoch"]),
+                     f"{seconds[workers, per_worker]:.2f}", f"{last['valid_ndcg@10']:.4f}"])
+    one_cpu, all_cpus, two = seconds[1, 1.0], seconds[1, cpus], seconds[2, cpus / 2]
     return ["## (a) Data-parallel training: seconds per epoch at equal optimizer steps", "",
             f"A Ray Train run of {config.epochs} epochs (default config), training time of epochs 2..:", "",
             markdown_table(["workers", "CPUs per worker", "steps per epoch", "s/epoch", "valid NDCG@10 at the end"], rows),
-            "", f"Speed-up with 2 workers: **{speedup:.2f}x**.", ""]
+            "", f"Two workers of {cpus / 2:g} CPU: **{one_cpu / two:.2f}x** the speed of one worker of 1 CPU, "
+            f"**{all_cpus / two:.2f}x** that of one worker of {cpus} CPUs. One worker runs {one_cpu / all_cpus:.2f}x "
+            f"faster on {cpus} CPUs than on 1, so on these CPUs perfect data parallelism (two workers at twice the "
+            f"one-CPU speed) would give at most {2 * all_cpus / one_cpu:.2f}x over one worker of {cpus} CPUs.", ""]
 
 
 def overhead(space: SearchSpace, dataset: Dataset, storage: Path, trials: int, epochs: int) -> list[str]:

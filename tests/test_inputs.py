@@ -12,6 +12,8 @@ def test_sampler_never_returns_training_positives(tiny):
     items = sampler.sample(users, torch.Generator().manual_seed(0))
     keys = set((users * tiny.num_items + items).tolist())
     assert not keys & set((split.train[:, 0] * tiny.num_items + split.train[:, 1]).tolist())
+    grid = sampler.sample(users.view(20, -1), torch.Generator().manual_seed(0))
+    assert grid.shape == (20, len(split.train)) and grid.reshape(-1).equal(items)  # any shape, the same draws
 
 
 def test_training_steps_never_touch_cold_items(tiny):

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from raysearch.model.losses import bpr_loss, info_nce, sampled_softmax_loss
+from raysearch.train.fusion_gcn import ranking_loss, rows
 
 
 def test_info_nce_matches_hand_computation():
@@ -26,3 +27,13 @@ def test_losses_stay_finite_for_extreme_scores():
     positive, negative = torch.tensor([-500.0]), torch.tensor([[500.0, 0.0]])
     assert sampled_softmax_loss(positive, negative).item() == pytest.approx(1000.0)
     assert bpr_loss(positive, negative).item() == pytest.approx((1000.0 + 500.0) / 2)
+
+
+def test_ranking_loss_scores_each_user_against_its_own_candidates():
+    """Nodes u=(1,0), a=(2,0), b=(0,3): user u's candidates [a, b] score [2, 0] (positive a), so the softmax loss is
+    log(e^2 + e^0) - 2 = 0.126928; gradients reach the gathered rows only."""
+    nodes = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [5.0, 5.0]], requires_grad=True)
+    loss = ranking_loss("softmax", rows(nodes, torch.tensor([0])), rows(nodes, torch.tensor([[1, 2]])))
+    assert loss.item() == pytest.approx(0.126928, abs=1e-5)
+    loss.backward()
+    assert nodes.grad[3].abs().sum() == 0 and nodes.grad[0].abs().sum() > 0

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from raysearch.config import TrainConfig
@@ -66,7 +67,7 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
                             enabled=config.mixed_precision != "off"):
             reps = inputs.forward(model)
             candidates = num_users + torch.cat([items.unsqueeze(1), negatives.view(len(users), -1)], 1)
-            value = ranking_loss(own.rec_loss, reps.nodes[users], reps.nodes[candidates])
+            value = ranking_loss(own.rec_loss, rows(reps.nodes, users), rows(reps.nodes, candidates))
             if own.cold_weight > 0:
                 value = value + own.cold_weight * cold_path_loss(own.rec_loss, reps, users, candidates)
             if own.contrastive_weight > 0:
@@ -78,9 +79,15 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
     return sgd_epoch(model, optimizer, torch.split(order, ranks.share(config.batch_size)), loss, scaler)
 
 
+def rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` as an embedding lookup, whose backward adds up the gradient rows about 1.5x faster on CPU
+    than advanced indexing's (and uses more than one thread)."""
+    return F.embedding(index, table)
+
+
 def ranking_loss(name: str, users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     """``RANKING_LOSSES[name]`` of user vectors [B, d] over candidates [B, 1 + K, d], the positive first."""
-    scores = torch.einsum("bd,bkd->bk", users, candidates)
+    scores = torch.bmm(candidates, users.unsqueeze(2)).squeeze(2)
     return RANKING_LOSSES[name](scores[:, 0], scores[:, 1:])
 
 
@@ -91,8 +98,8 @@ def cold_path_loss(name: str, reps: Representations, users: torch.Tensor, candid
     ID dropout alone trains the attribute path on a fifth of the nodes of a step; this trains it on every pair,
     with the very scores the cold protocols rank by.
     """
-    return (ranking_loss(name, reps.nodes[users], reps.attributes[candidates])
-            + ranking_loss(name, reps.attributes[users], reps.nodes[candidates]))
+    return (ranking_loss(name, rows(reps.nodes, users), rows(reps.attributes, candidates))
+            + ranking_loss(name, rows(reps.attributes, users), rows(reps.nodes, candidates)))
 
 
 def cross_view_loss(reps: Representations, users: torch.Tensor, item_nodes: torch.Tensor,
@@ -103,8 +110,8 @@ def cross_view_loss(reps: Representations, users: torch.Tensor, item_nodes: torc
     a user's attribute view its item's graph view: exactly the scores a cold item or a cold user gets
     at inference, so the attribute encoders learn to stand in for missing interactions.
     """
-    return (info_nce(reps.nodes[users], reps.attributes[item_nodes], temperature)
-            + info_nce(reps.attributes[users], reps.nodes[item_nodes], temperature))
+    return (info_nce(rows(reps.nodes, users), rows(reps.attributes, item_nodes), temperature)
+            + info_nce(rows(reps.attributes, users), rows(reps.nodes, item_nodes), temperature))
 
 
 @torch.no_grad()

@@ -50,15 +50,26 @@ class NegativeSampler:
         self.positives = torch.sort(torch.as_tensor(train[:, 0] * num_items + train[:, 1], device=device)).values
 
     def sample(self, users: torch.Tensor, generator: torch.Generator, retries: int = 5) -> torch.Tensor:
-        items = self.pool[torch.randint(len(self.pool), users.shape, generator=generator).to(self.pool.device)]
+        """One negative item per entry of ``users`` (any shape), drawn again up to ``retries`` times where it is a
+        training positive of its user."""
+        shape, users = users.shape, users.reshape(-1)
+        items = self.draw(users.shape, generator)
+        redraw = torch.arange(len(users), device=items.device)  # positions still to check: all, then the clashes
         for _ in range(retries):
-            keys = users * self.num_items + items
-            found = torch.searchsorted(self.positives, keys).clamp(max=len(self.positives) - 1)
-            clash = self.positives[found] == keys
-            if not clash.any():
+            redraw = redraw[self.is_positive(users[redraw], items[redraw])]
+            if not len(redraw):
                 break
-            items[clash] = self.pool[torch.randint(len(self.pool), (int(clash.sum()),), generator=generator).to(self.pool.device)]
-        return items
+            items[redraw] = self.draw(redraw.shape, generator)
+        return items.view(shape)
+
+    def draw(self, shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
+        return self.pool[torch.randint(len(self.pool), shape, generator=generator).to(self.pool.device)]
+
+    def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """bool, True where (user, item) is a training pair."""
+        keys = users * self.num_items + items
+        found = torch.searchsorted(self.positives, keys).clamp(max=len(self.positives) - 1)
+        return self.positives[found] == keys
 
 
 def training_items(dataset: Dataset, split: Split) -> np.ndarray:
