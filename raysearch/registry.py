@@ -20,6 +20,7 @@ from raysearch.errors import check, check_choice
 
 SIDES = ("users", "items")  # what a model may need interactions for
 FUSIONS = ("attention", "mean", "none")  # FusionGCN's attribute fusion; "none" = IDs only
+TOWERS = ("linear", "mlp")  # FusionGCN's content tower over the fused fields
 
 
 class Settings:
@@ -41,17 +42,23 @@ class GCNSettings(Settings):
 
     num_layers: int = 3  # graph convolution depth (0 = no graph)
     fusion: str = "attention"  # attribute fields: attention (adaptive weights) | mean (equal weights) | none (IDs only)
+    user_tower: str = "linear"  # users' content tower: linear (weighted sum of the fields) | mlp (plus an MLP over them)
+    item_tower: str = "linear"  # items' content tower: linear | mlp
     rec_loss: str = "softmax"  # ranking loss: softmax (sampled softmax over the negatives) | bpr
     contrastive_weight: float = 0.1  # lambda in L = L_rec + lambda * L_cl
     temperature: float = 0.2  # InfoNCE temperature tau
     contrastive_pairs: int = 512  # (user, item) pairs of each batch used as InfoNCE in-batch negatives (cost ~ square)
     id_dropout: float = 0.2  # chance an entity's ID embedding is hidden in a step (teaches cold start)
     cold_weight: float = 1.0  # weight of the cold-path ranking loss: attribute view of one side vs graph view of the other
+    distill_weight: float = 0.0  # weight of the distillation term: attribute views pulled to their own (fixed) graph views
 
     def __post_init__(self) -> None:
         check("num_layers", self.num_layers, 0 <= self.num_layers <= 8, "must be in 0..8")
         check("cold_weight", self.cold_weight, self.cold_weight >= 0, "must be >= 0")
+        check("distill_weight", self.distill_weight, self.distill_weight >= 0, "must be >= 0")
         check_choice("fusion", self.fusion, FUSIONS)
+        check_choice("user_tower", self.user_tower, TOWERS)
+        check_choice("item_tower", self.item_tower, TOWERS)
         check_choice("rec_loss", self.rec_loss, ("bpr", "softmax"))
         check("contrastive_weight", self.contrastive_weight, self.contrastive_weight >= 0, "must be >= 0")
         check("temperature", self.temperature, self.temperature > 0, "must be > 0")
@@ -61,6 +68,8 @@ class GCNSettings(Settings):
               "needs attributes to contrast with: use contrastive_weight=0 with fusion=none")
         check("cold_weight", self.cold_weight, self.fusion != "none" or self.cold_weight == 0,
               "needs attributes for the cold path: use cold_weight=0 with fusion=none")
+        check("distill_weight", self.distill_weight, self.fusion != "none" or self.distill_weight == 0,
+              "needs attributes to distil into: use distill_weight=0 with fusion=none")
 
     def needs(self) -> frozenset[str]:
         """IDs only: a user or item without interactions has nothing to be represented by."""
@@ -169,7 +178,7 @@ class ModelSpec:
 
 
 GCN_TRAINER = "raysearch.train.fusion_gcn:train"
-ID_ONLY = {"fusion": "none", "id_dropout": 0.0, "contrastive_weight": 0.0, "cold_weight": 0.0}  # no attributes
+ID_ONLY = {"fusion": "none", "id_dropout": 0.0, "contrastive_weight": 0.0, "cold_weight": 0.0, "distill_weight": 0.0}  # no attributes
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("fusion_gcn",
               "ours (ID + adaptive field fusion → LGConv stack, cold-path ranking loss, cross-view "

@@ -31,6 +31,25 @@ def test_mean_fusion_weighs_every_field_alike():
     assert fused.shape == (2, 8) and torch.equal(weights, torch.full((2, 2), 0.5))
 
 
+def test_mlp_tower_starts_as_the_linear_fusion_and_then_combines_fields():
+    """Two fields of two values each; entities (a, b) for every pair. A linear fusion is additive in the fields, so
+    its interaction contrast f(0,0) - f(0,1) - f(1,0) + f(1,1) is zero (equal weights); the MLP tower starts with
+    its last layer at zero (the linear fusion exactly) and, once that layer is not zero, has a non-zero contrast."""
+    torch.manual_seed(0)
+    pairs = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    bags = [(torch.tensor([p[side] for p in pairs]), torch.arange(4)) for side in (0, 1)]
+    linear = AdaptiveFusion([2, 2], 8, attention=False)
+    mlp = AdaptiveFusion([2, 2], 8, attention=False, tower="mlp")
+    mlp.fields.load_state_dict(linear.fields.state_dict())
+    contrast = lambda fused: fused[0] - fused[1] - fused[2] + fused[3]  # noqa: E731
+    assert torch.allclose(mlp(bags)[0], linear(bags)[0])
+    assert contrast(linear(bags)[0]).abs().max() < 1e-6
+    torch.nn.init.normal_(mlp.mlp[2].weight)
+    assert contrast(mlp(bags)[0]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="tower must be one of linear, mlp"):
+        AdaptiveFusion([2], 4, tower="deep")
+
+
 def test_ids_only_model_has_no_fusion_and_rejects_unknown_fusions(tiny):
     model = build_model(TrainConfig.from_dict({"fusion": "none", "contrastive_weight": 0, "cold_weight": 0}), tiny)
     assert len(model.fusions) == 0

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from raysearch.model.losses import bpr_loss, info_nce, sampled_softmax_loss
-from raysearch.train.fusion_gcn import ranking_loss, rows
+from raysearch.model.fusion_gcn import Representations
+from raysearch.train.fusion_gcn import distill_loss, ranking_loss, rows
 
 
 def test_info_nce_matches_hand_computation():
@@ -37,3 +38,16 @@ def test_ranking_loss_scores_each_user_against_its_own_candidates():
     assert loss.item() == pytest.approx(0.126928, abs=1e-5)
     loss.backward()
     assert nodes.grad[3].abs().sum() == 0 and nodes.grad[0].abs().sum() > 0
+
+
+def test_distill_loss_counts_each_entity_once_and_keeps_the_teacher_fixed():
+    """Users 0, 1 and items 2, 3 with attribute views equal to their graph views, one-hot in 2-d: after dropping the
+    repeated user 0 and item 3, each side is the aligned two-entity case of test_info_nce (log(1 + e^-2) at
+    tau = 0.5), so the loss is twice that; the graph views get no gradient."""
+    views = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    nodes, attributes = views.clone().requires_grad_(), views.clone().requires_grad_()
+    reps = Representations(nodes, attributes, torch.ones(2, 1), torch.ones(2, 1))
+    loss = distill_loss(reps, torch.tensor([0, 1, 0]), torch.tensor([2, 3, 3]), 0.5)
+    assert loss.item() == pytest.approx(2 * torch.log1p(torch.exp(torch.tensor(-2.0))).item(), abs=1e-6)
+    loss.backward()
+    assert nodes.grad is None and attributes.grad is not None

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from raysearch.model.graph import SymmetricLGConv
-from raysearch.registry import FUSIONS
+from raysearch.registry import FUSIONS, TOWERS
 
 FieldBags = Sequence[tuple[torch.Tensor, torch.Tensor]]
 
@@ -31,6 +31,10 @@ class AdaptiveFusion(nn.Module):
         attention: False gives every field the same weight (the mean-pooling ablation); the attention's
             parameters are then frozen (created all the same, so the initialisation stream and the
             checkpoint layout do not depend on the mode), which keeps DDP from waiting for their gradients.
+        tower: ``linear`` fuses by the weighted sum of the field embeddings; ``mlp`` adds a two-layer MLP over
+            their concatenation (each field scaled by its weight) to that sum, so the fused vector can depend on
+            combinations of fields (age and occupation together, say), not only on each field alone. The MLP's
+            last layer starts at zero: training starts from the linear fusion.
 
     Shapes:
         input: one ``(tokens [nnz], offsets [N])`` bag pair per field (``nn.EmbeddingBag`` layout).
@@ -38,14 +42,19 @@ class AdaptiveFusion(nn.Module):
     """
 
     def __init__(self, field_sizes: Sequence[int], embedding_dim: int, attention_dim: int = 32,
-                 attention: bool = True) -> None:
+                 attention: bool = True, tower: str = "linear") -> None:
         super().__init__()
+        if tower not in TOWERS:
+            raise ValueError(f"tower must be one of {', '.join(TOWERS)}, got {tower!r}")
         self.attention = attention
         self.fields = nn.ModuleList(nn.EmbeddingBag(size, embedding_dim, mode="mean") for size in field_sizes)
         self.key = nn.Linear(embedding_dim, attention_dim)
         self.query = nn.Parameter(torch.empty(attention_dim))
         self.key.requires_grad_(attention)
         self.query.requires_grad_(attention)
+        width = len(field_sizes) * embedding_dim
+        self.mlp = nn.Sequential(nn.Linear(width, embedding_dim), nn.GELU(),
+                                 nn.Linear(embedding_dim, embedding_dim)) if tower == "mlp" else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -53,12 +62,20 @@ class AdaptiveFusion(nn.Module):
             nn.init.normal_(bag.weight, std=0.1)
         self.key.reset_parameters()
         nn.init.normal_(self.query, std=0.1)
+        if self.mlp is not None:
+            self.mlp[0].reset_parameters()
+            nn.init.zeros_(self.mlp[2].weight)
+            nn.init.zeros_(self.mlp[2].bias)
 
     def forward(self, bags: FieldBags) -> tuple[torch.Tensor, torch.Tensor]:
         embedded = torch.stack([field(tokens, offsets) for field, (tokens, offsets) in zip(self.fields, bags)], 1)
         scores = torch.tanh(self.key(embedded)) @ self.query if self.attention else embedded.new_zeros(embedded.shape[:2])
         weights = torch.softmax(scores, dim=1)
-        return (weights.unsqueeze(-1) * embedded).sum(1), weights
+        weighted = weights.unsqueeze(-1) * embedded
+        fused = weighted.sum(1)
+        if self.mlp is not None:
+            fused = fused + self.mlp(weighted.flatten(1))
+        return fused, weights
 
 
 class Representations(NamedTuple):
@@ -82,11 +99,14 @@ class FusionGCN(nn.Module):
             attributes: IDs only, which makes the model LightGCN, or MF with ``num_layers=0``).
         id_dropout: in training, chance that a known node is treated as cold (attributes only) for one
             forward pass.
+        user_tower, item_tower: how each side's fields are fused (see :class:`AdaptiveFusion`): ``linear`` or
+            ``mlp``.
     """
 
     def __init__(self, num_users: int, num_items: int, user_field_sizes: Sequence[int],
                  item_field_sizes: Sequence[int], embedding_dim: int = 64, num_layers: int = 3,
-                 id_dropout: float = 0.2, fusion: str = "attention") -> None:
+                 id_dropout: float = 0.2, fusion: str = "attention", user_tower: str = "linear",
+                 item_tower: str = "linear") -> None:
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
@@ -95,9 +115,9 @@ class FusionGCN(nn.Module):
         self.id_dropout = id_dropout
         self.user_id = nn.Embedding(num_users, embedding_dim)
         self.item_id = nn.Embedding(num_items, embedding_dim)
-        fields = [] if fusion == "none" else [user_field_sizes, item_field_sizes]
-        self.fusions = nn.ModuleList(AdaptiveFusion(sizes, embedding_dim, attention=fusion == "attention")
-                                     for sizes in fields)
+        sides = [] if fusion == "none" else [(user_field_sizes, user_tower), (item_field_sizes, item_tower)]
+        self.fusions = nn.ModuleList(AdaptiveFusion(sizes, embedding_dim, attention=fusion == "attention", tower=tower)
+                                     for sizes, tower in sides)
         self.convs = nn.ModuleList(SymmetricLGConv() for _ in range(num_layers))
         self.reset_parameters()
 

@@ -35,6 +35,7 @@ def model_args(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
         "item_field_sizes": [f.size for f in dataset.item_fields],
         "embedding_dim": config.embedding_dim, "num_layers": config.settings.num_layers,
         "id_dropout": config.settings.id_dropout, "fusion": config.settings.fusion,
+        "user_tower": config.settings.user_tower, "item_tower": config.settings.item_tower,
     }
 
 

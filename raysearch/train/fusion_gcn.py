@@ -70,9 +70,12 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
             value = ranking_loss(own.rec_loss, rows(reps.nodes, users), rows(reps.nodes, candidates))
             if own.cold_weight > 0:
                 value = value + own.cold_weight * cold_path_loss(own.rec_loss, reps, users, candidates)
+            pairs = slice(0, ranks.share(own.contrastive_pairs))
             if own.contrastive_weight > 0:
-                pairs = slice(0, ranks.share(own.contrastive_pairs))
                 value = value + own.contrastive_weight * cross_view_loss(
+                    reps, users[pairs], num_users + items[pairs], own.temperature)
+            if own.distill_weight > 0:
+                value = value + own.distill_weight * distill_loss(
                     reps, users[pairs], num_users + items[pairs], own.temperature)
         return value
 
@@ -112,6 +115,15 @@ def cross_view_loss(reps: Representations, users: torch.Tensor, item_nodes: torc
     """
     return (info_nce(rows(reps.nodes, users), rows(reps.attributes, item_nodes), temperature)
             + info_nce(rows(reps.attributes, users), rows(reps.nodes, item_nodes), temperature))
+
+
+def distill_loss(reps: Representations, users: torch.Tensor, item_nodes: torch.Tensor,
+                 temperature: float) -> torch.Tensor:
+    """The graph view distilled into the attribute view: each distinct user (and item) of the batch must pick out
+    its own graph view, held fixed (a stop-gradient teacher, as in DropoutNet and ALDI), among the others'
+    by its attribute view (InfoNCE, the distinct entities as negatives, so no entity is its own negative)."""
+    return sum(info_nce(rows(reps.attributes, nodes), rows(reps.nodes, nodes).detach(), temperature)
+               for nodes in (torch.unique(users), torch.unique(item_nodes)))
 
 
 @torch.no_grad()
