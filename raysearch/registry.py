@@ -178,7 +178,8 @@ class ModelSpec:
 
 
 GCN_TRAINER = "raysearch.train.fusion_gcn:train"
-ID_ONLY = {"fusion": "none", "id_dropout": 0.0, "contrastive_weight": 0.0, "cold_weight": 0.0, "distill_weight": 0.0}  # no attributes
+ID_ONLY = {"fusion": "none", "id_dropout": 0.0, "contrastive_weight": 0.0, "cold_weight": 0.0,
+           "distill_weight": 0.0}  # no attributes
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("fusion_gcn",
               "ours (ID + adaptive field fusion → LGConv stack, cold-path ranking loss, cross-view "
