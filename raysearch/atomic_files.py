@@ -61,12 +61,20 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_copy_dir(source: Path, target: Path) -> None:
     """Copy a folder so that ``target`` is never seen half-copied (an older ``target`` is replaced)."""
+    with atomic_dir(target) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """A temporary folder next to ``target`` to fill; it replaces ``target`` (an older one is removed) once the
+    block ends without an error, and is removed otherwise."""
     target = Path(target)
     with _writing(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
         try:
-            shutil.copytree(source, tmp, dirs_exist_ok=True)
+            yield tmp
             os.chmod(tmp, 0o777 & ~_umask())
             if target.exists():
                 shutil.rmtree(target)

@@ -4,11 +4,13 @@ it runs, so ``raysearch --help`` loads neither torch, Ray nor LightGBM."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
 from raysearch.config import DATASETS, PROTOCOLS, TrainConfig
+from raysearch.data.synthetic_shape import Shape
 from raysearch.errors import RaysearchError
 from raysearch.registry import MODELS
 
@@ -59,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--explicit", action="store_true", help="list the train/valid/test interactions even where "
                        "the cold ids alone define the split (the warm protocol always lists them)")
     split.set_defaults(run=_split)
+
+    synth = commands.add_parser("synthesize", help="write a seeded MovieLens-shaped set (ML-25M's files) for "
+                                "--dataset synthetic")
+    synth.add_argument("--data-dir", help="its parent folder (default: $RAYSEARCH_DATA_DIR, else ~/.cache/raysearch)")
+    synth.add_argument("--out", type=Path, help="folder to write (default: <data dir>/synthetic; replaced if it exists)")
+    for field in dataclasses.fields(Shape):
+        synth.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default,
+                           help=f"default {field.default}")
+    synth.set_defaults(run=_synthesize)
 
     tune = commands.add_parser("tune", parents=[data, storage],
                                help="search hyperparameters with Ray Tune (Optuna TPE + ASHA)")
@@ -151,12 +162,24 @@ def _split(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.out.exists():
         raise RaysearchError(f"{args.out}: file exists; choose another --out")
-    config = TrainConfig(dataset=args.dataset, split=args.protocol, seed=args.seed,
-                         cold_user_share=args.cold_user_share)
+    config = TrainConfig.from_dict({"dataset": args.dataset, "split": args.protocol, "seed": args.seed,
+                                    "cold_user_share": args.cold_user_share}, source="split")
     dataset = load_for(config, args.data_dir, args.download)
     split = make_split(dataset, config.split, config.seed, config.cold_user_share)
     write_split(split, dataset, args.out, explicit=args.explicit)
     print(f"wrote {args.out}: {config.dataset} {config.split} split, seed {config.seed}: {split_summary(split)}")
+    return 0
+
+
+def _synthesize(args: argparse.Namespace, argv: list[str]) -> int:
+    from raysearch.data import synthetic
+    from raysearch.data.downloads import data_root
+
+    shape = Shape(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Shape)})
+    out = args.out or data_root(args.data_dir) / "synthetic"
+    movies, ratings = synthetic.write(shape, out)
+    print(f"wrote {out}: {movies} movies, {ratings} ratings of {shape.users} users (dataset synthetic; point "
+          f"--data-dir at {out.parent} if that is not your data folder)")
     return 0
 
 

@@ -21,7 +21,9 @@ import yaml
 from raysearch.errors import ConfigError, check, check_choice
 from raysearch.registry import MODELS, ModelSpec, Settings, model_spec
 
-DATASETS = ("ml-100k", "ml-1m")
+DATASETS = ("ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "synthetic")  # synthetic: raysearch synthesize
+WITHOUT_USER_ATTRIBUTES = ("ml-10m", "ml-20m", "ml-25m", "synthetic")  # GroupLens publishes none for these
+ANONYMOUS_USERS = ("anonymous",)  # their one user field: the same unknown token for every user
 PROTOCOLS = ("warm", "item_cold", "user_cold", "mixed")
 COLD_SIDES = {"item_cold": "items", "user_cold": "users", "mixed": "items"}  # protocol -> the side it holds out
 # (mixed: the users too when cold_user_share > 0)
@@ -40,13 +42,14 @@ class TrainConfig:
     """
 
     model: str = "fusion_gcn"  # fusion_gcn (ours) | baselines: see raysearch/registry.py
-    dataset: str = "ml-100k"  # ml-100k | ml-1m
+    dataset: str = "ml-100k"  # ml-100k | ml-1m | ml-10m | ml-20m | ml-25m | synthetic (the last four: no user attributes)
     split: str = "warm"  # evaluation protocol: warm | item_cold | user_cold
     cold_user_share: float = 0.0  # split=mixed: share of the users held out as cold users (0: only items are cold)
     split_file: str | None = None  # JSON split file used instead of drawing one (protocol = `split`); made absolute
     rating_threshold: float = 0.0  # ratings >= this count as positives (0 keeps every rating)
     text_buckets: int = 1024  # hash buckets for title words
     user_fields: tuple[str, ...] = ("gender", "age", "occupation", "zip_region")  # user attribute fields models see
+    # (default on the sets without user attributes: anonymous)
     item_fields: tuple[str, ...] = ("genres", "year")  # item attribute fields models see; "title" (hashed words)
     # is left out by default: a word that names one warm item lets a content encoder memorise it (the
     # with_title_words ablation in reports/ml-100k/comparison.md measures what it costs cold items)
@@ -82,6 +85,9 @@ class TrainConfig:
         check("learning_rate", self.learning_rate, 0 < self.learning_rate <= 1e3,
               "must be in (0, 1000]")  # Adam's float32 step overflows near 1e38
         check("weight_decay", self.weight_decay, self.weight_decay >= 0, "must be >= 0")
+        check("split", self.split, "users" not in self.cold_sides() or self.dataset not in WITHOUT_USER_ATTRIBUTES,
+              f"holds out cold users, which only user attributes could represent, and {self.dataset} has none "
+              "(GroupLens publishes none for it): use warm or item_cold")
         check("cold_user_share", self.cold_user_share, 0 <= self.cold_user_share < 1
               and (self.split == "mixed" or self.cold_user_share == 0), "must be in [0, 1), and 0 unless split=mixed")
         for name in ("user_fields", "item_fields"):
@@ -116,7 +122,7 @@ class TrainConfig:
                     raise ConfigError(f"unknown key {key!r} (value {value!r}) for model {spec.name!r}; its keys: "
                                       f"{', '.join(hints)}")
                 given[key] = coerce(hints[key], value, f"key {key!r}")
-            merged = {**spec.defaults, **given}
+            merged = {**spec.defaults, **dataset_defaults(given.get("dataset", cls.dataset)), **given}
             own = spec.pinned({k: merged[k] for k in spec.settings_keys() if k in merged})
             return cls(**{k: v for k, v in merged.items() if k in COMMON_KEYS}, settings=own)
         except ConfigError as err:
@@ -139,8 +145,12 @@ class TrainConfig:
 
     def updated(self, changes: Mapping[str, Any], source: str = "config") -> "TrainConfig":
         """This config with ``changes`` (flat keys). A change of model drops the old model's own settings and
-        every key still at the old model's default, so the new model's defaults apply to them."""
+        every key still at the old model's default, so the new model's defaults apply to them; a change of dataset
+        does the same for the keys still at the old dataset's default (:func:`dataset_defaults`)."""
         values = self.to_dict()
+        if changes.get("dataset", self.dataset) != self.dataset:
+            values = {k: v for k, v in values.items() if k not in dataset_defaults(self.dataset)
+                      or tuple(v) != dataset_defaults(self.dataset)[k]}
         if changes.get("model", self.model) != self.model:
             defaults = TrainConfig.from_dict({"model": self.model}).to_dict()
             values = {k: v for k, v in values.items() if k in COMMON_KEYS and v != defaults[k]}
@@ -180,6 +190,13 @@ class TrainConfig:
 
 
 COMMON_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "settings")
+
+
+def dataset_defaults(dataset: str) -> dict[str, Any]:
+    """Defaults that depend on the dataset: the sets without user attributes have one anonymous user field."""
+    if dataset in WITHOUT_USER_ATTRIBUTES:
+        return {"user_fields": ANONYMOUS_USERS}
+    return {"user_fields": TrainConfig.user_fields}
 
 
 def key_types(model: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from raysearch.errors import check, check_choice
 SIDES = ("users", "items")  # what a model may need interactions for
 FUSIONS = ("attention", "mean", "none")  # FusionGCN's attribute fusion; "none" = IDs only
 TOWERS = ("linear", "mlp")  # FusionGCN's content tower over the fused fields
+PROPAGATIONS = ("full", "sampled")  # FusionGCN's training-step propagation
 
 
 class Settings:
@@ -51,6 +52,9 @@ class GCNSettings(Settings):
     id_dropout: float = 0.2  # chance an entity's ID embedding is hidden in a step (teaches cold start)
     cold_weight: float = 1.0  # weight of the cold-path ranking loss: attribute view of one side vs graph view of the other
     distill_weight: float = 0.0  # weight of the distillation term: attribute views pulled to their own (fixed) graph views
+    propagation: str = "full"  # training steps propagate: full (the whole graph) | sampled (a subgraph around the batch);
+    # evaluation always propagates the whole graph
+    fanout: int = 10  # propagation=sampled: neighbours kept per node and hop (all of them for nodes with fewer)
 
     def __post_init__(self) -> None:
         check("num_layers", self.num_layers, 0 <= self.num_layers <= 8, "must be in 0..8")
@@ -60,6 +64,8 @@ class GCNSettings(Settings):
         check_choice("user_tower", self.user_tower, TOWERS)
         check_choice("item_tower", self.item_tower, TOWERS)
         check_choice("rec_loss", self.rec_loss, ("bpr", "softmax"))
+        check_choice("propagation", self.propagation, PROPAGATIONS)
+        check("fanout", self.fanout, self.fanout >= 1, "must be >= 1")
         check("contrastive_weight", self.contrastive_weight, self.contrastive_weight >= 0, "must be >= 0")
         check("temperature", self.temperature, self.temperature > 0, "must be > 0")
         check("contrastive_pairs", self.contrastive_pairs, self.contrastive_pairs >= 1, "must be >= 1")

@@ -39,7 +39,7 @@ def test_fuzzed_input_is_accepted_or_clearly_rejected(target):
 def test_unmutated_inputs_are_accepted():
     assert fuzzing.check_space(fuzzing.VALID_SPACE) == "accepted"
     assert fuzzing.check_overrides(["learning_rate=1e-3", "topk=[5, 10]", "metric=hit@5"]) == "accepted"
-    for layout in ("ml-100k", "ml-1m", "ml-1m-csv"):
+    for layout in fuzzing.LAYOUTS:
         assert fuzzing.check_data((layout, fuzzing.base_files(layout))) == "accepted"
     assert fuzzing.check_model(fuzzing.base_checkpoint()) == "accepted"
 

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import numpy as np
@@ -5,6 +6,7 @@ import pytest
 
 from raysearch.config import TrainConfig
 from raysearch.data.movielens import load_dataset, load_for
+from raysearch.data.readers import read_ratings
 from raysearch.errors import ConfigError, DataError
 
 
@@ -113,3 +115,64 @@ def test_a_config_chooses_the_fields_models_see(data_root, ml100k):
         ml100k.with_fields(["gender"], ["plot"])
     with pytest.raises(ConfigError, match="user_fields"):
         TrainConfig.from_dict({"user_fields": ["gender", "gender"]})
+
+
+def _write(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+ML25M_MOVIES = 'movieId,title,genres\n1,"Toy Story (1995)",Adventure|Animation\n2,"Heat, The (1995)",(no genres listed)\n'
+ML25M_RATINGS = "userId,movieId,rating,timestamp\n7,1,4.5,1\n7,2,3.0,2\n9,2,0.5,3\n"
+
+
+@pytest.mark.parametrize("name", ["ml-20m", "ml-25m", "synthetic"])
+def test_ml25m_format_has_items_fields_and_one_anonymous_user_field(tmp_path, name):
+    dataset = load_dataset(name, _write(tmp_path / name, {"movies.csv": ML25M_MOVIES, "ratings.csv": ML25M_RATINGS}))
+    assert (dataset.num_users, dataset.num_items) == (2, 2) and dataset.interactions.tolist() == [[0, 0], [0, 1], [1, 1]]
+    assert dataset.item_titles == ("Toy Story (1995)", "Heat, The (1995)")
+    genres = dataset.item_fields[0]
+    assert [genres.vocab[t] for t in genres.bag(0)] == ["Adventure", "Animation"] and genres.bag(1) == [0]
+    assert [f.name for f in dataset.user_fields] == ["anonymous"] and dataset.user_fields[0].tokens.tolist() == [0, 0]
+
+
+def test_ml10m_format_reads_double_colon_files_with_half_stars(tmp_path):
+    folder = _write(tmp_path / "ml-10m", {"movies.dat": "1::Toy Story (1995)::Adventure|Animation\n2::Heat (1995)::Action\n",
+                                          "ratings.dat": "5::1::4.5::838985046\n5::2::2.5::838983525\n"})
+    dataset = load_dataset("ml-10m", folder, rating_threshold=3)
+    assert dataset.interactions.tolist() == [[0, 0]] and dataset.item_ids.tolist() == [1]
+
+
+@pytest.mark.parametrize("name, file, text, message", [
+    ("ml-25m", "ratings.csv", ML25M_RATINGS.replace("9,2,0.5,3", "9,2,x,3"), "ratings.csv, line 4: rating 'x' is not a number"),
+    ("ml-25m", "ratings.csv", ML25M_RATINGS.replace("7,2,3.0,2", "7,2,3.0"), "ratings.csv, line 3: expected 4 fields"),
+    ("ml-25m", "ratings.csv", ML25M_RATINGS.replace("9,2", "9,3"), "ratings.csv, line 4: item id 3 is not in the item"),
+    ("ml-25m", "movies.csv", ML25M_MOVIES.replace("movieId,", "id,"), "movies.csv, line 1: expected the header movieId"),
+    ("ml-25m", "movies.csv", ML25M_MOVIES.replace("2,", "two,"), "movies.csv, line 3: movie id 'two' is not an integer"),
+    ("ml-10m", "ratings.dat", "5::1::4.5::1\n5:1::4.5::2\n", "ratings.dat, line 2: expected 4 fields separated by '::'"),
+])
+def test_bad_large_set_files_are_named_with_file_and_line(tmp_path, name, file, text, message):
+    files = ({"movies.csv": ML25M_MOVIES, "ratings.csv": ML25M_RATINGS} if name == "ml-25m" else
+             {"movies.dat": "1::Toy Story (1995)::Animation\n", "ratings.dat": "5::1::4.5::1\n"})
+    folder = _write(tmp_path / name, {**files, file: text})
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_dataset(name, folder)
+
+
+def test_the_fast_ratings_reader_agrees_with_the_line_by_line_one(data_root, tmp_path):
+    """ML-100K's u.data read by the C parser, and again with one blank line added, which only the line-by-line
+    reader accepts (it skips blank lines): the same pairs, indexed by the same line numbers."""
+    fast = read_ratings(data_root / "ml-100k" / "u.data", "\t", (4,))
+    text = (data_root / "ml-100k" / "u.data").read_text()
+    (tmp_path / "u.data").write_text(text + "\n")
+    slow = read_ratings(tmp_path / "u.data", "\t", (4,))
+    assert fast.equals(slow) and fast.index[0] == 1 and fast.attrs["width"] == slow.attrs["width"] == 4
+
+
+def test_user_cold_is_refused_on_sets_without_user_attributes():
+    for name in ("ml-10m", "ml-20m", "ml-25m", "synthetic"):
+        with pytest.raises(ConfigError, match=f"key 'split' = 'user_cold' .* {name} has none"):
+            TrainConfig.from_dict({"dataset": name, "split": "user_cold"})
+        assert TrainConfig.from_dict({"dataset": name, "split": "item_cold"}).user_fields == ("anonymous",)

@@ -19,6 +19,7 @@ import pandas as pd
 from raysearch.data import features
 from raysearch.data.downloads import data_root, dataset_dir
 from raysearch.data.features import Field
+from raysearch.data.readers import read_ratings, read_table, to_int
 from raysearch.errors import ConfigError, DataError
 
 AGE_GROUPS = {1: "under 18", 18: "18-24", 25: "25-34", 35: "35-44", 45: "45-49", 50: "50-55", 56: "56+"}
@@ -27,6 +28,8 @@ ML1M_OCCUPATIONS = (
     "executive", "farmer", "homemaker", "K-12 student", "lawyer", "programmer", "retired", "marketing",
     "scientist", "self-employed", "engineer", "tradesman", "none", "writer",
 )
+NO_GENRES = "(no genres listed)"  # ML-20M/25M's genres value for a movie without any
+ANONYMOUS = "anonymous"  # the one user field of sets without user attributes: one shared token for every user
 _YEAR_IN_TITLE = re.compile(r"\s*\((\d{4})\)\s*$")
 
 
@@ -38,7 +41,7 @@ class Dataset:
     user_ids: np.ndarray  # int64 [num_users]: original id of each user index
     item_ids: np.ndarray  # int64 [num_items]: original id of each item index
     interactions: np.ndarray  # int64 [n, 2]: unique (user index, item index) positives
-    user_fields: tuple[Field, ...]  # gender, age, occupation, zip_region
+    user_fields: tuple[Field, ...]  # gender, age, occupation, zip_region (sets without them: anonymous)
     item_fields: tuple[Field, ...]  # genres, year, title
     item_titles: tuple[str, ...]  # display title per item index
     has_timestamps: bool  # False for our ML-1M copy: no time-ordered split is possible
@@ -67,8 +70,9 @@ class Dataset:
 
 
 def load_dataset(name: str, directory: Path, rating_threshold: float = 0.0, text_buckets: int = 1024) -> Dataset:
-    """Load ``ml-100k`` or ``ml-1m`` from the folder holding its original files."""
-    loaders = {"ml-100k": _load_ml100k, "ml-1m": _load_ml1m}
+    """Load a MovieLens set (or a synthetic one in ML-25M's format) from the folder holding its files."""
+    loaders = {"ml-100k": _load_ml100k, "ml-1m": _load_ml1m, "ml-10m": _load_ml10m, "ml-20m": _load_ml25m,
+               "ml-25m": _load_ml25m, "synthetic": _load_ml25m}
     if name not in loaders:
         raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(loaders)}")
     users, items, ratings, has_time = loaders[name](Path(directory))
@@ -81,47 +85,6 @@ def load_for(config: Any, data_dir: str | Path | None = None, download: bool = F
     folder = dataset_dir(config.dataset, data_root(data_dir), download=download)
     dataset = load_dataset(config.dataset, folder, config.rating_threshold, config.text_buckets)
     return dataset.with_fields(config.user_fields, config.item_fields)
-
-
-def read_table(path: Path, sep: str, widths: tuple[int, ...], encoding: str = "utf-8",
-               header: str | None = None) -> pd.DataFrame:
-    """Split a delimited text file into string columns indexed by 1-based line number.
-
-    Every line must have the same number of fields, one of ``widths``; blank lines are skipped and a
-    first line starting with ``header`` is treated as a header. Errors name the file and line.
-    """
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        text = path.read_bytes().decode(encoding)  # lines end at "\n" only, as line numbers in editors and sed
-    except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: not valid {encoding} text") from None
-    lines = pd.Series(text.split("\n"), index=np.arange(1, text.count("\n") + 2), dtype=object).str.rstrip("\r")
-    lines = lines[lines.str.strip() != ""]
-    if header is not None and len(lines) and lines.iloc[0].startswith(header):
-        lines = lines.iloc[1:]
-    if lines.empty:
-        raise DataError(f"{path}: file is empty (no data lines)")
-    parts = lines.str.split(sep, regex=False)
-    counts = parts.str.len()
-    expected = counts.iloc[0] if counts.iloc[0] in widths else widths[0]
-    bad = counts != expected
-    if bad.any():
-        line = int(counts.index[bad.to_numpy().argmax()])
-        raise DataError(f"{path}, line {line}: expected {expected} fields separated by {sep!r}, "
-                        f"found {counts[line]}: {lines[line][:80]!r}")
-    return pd.DataFrame(parts.tolist(), index=lines.index)
-
-
-def to_int(frame: pd.DataFrame, column: int, path: Path, what: str) -> pd.Series:
-    """Column ``column`` as int64; the first non-integer value (or one beyond 2**53) is reported with its line."""
-    values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-    bad = values.isna() | (values != values.round()) | ~(values.abs() < 2**53)  # floats are exact up to 2**53
-    if bad.any():
-        line = int(frame.index[bad.to_numpy().argmax()])
-        raise DataError(f"{path}, line {line}: {what} {frame.at[line, column]!r} is not an integer")
-    return values.astype(np.int64)
 
 
 def _load_ml100k(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
@@ -146,9 +109,7 @@ def _load_ml100k(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, 
         "year": dates.dt.year.astype("Int64").fillna(raw[1].map(_title_year)),
         "genres": [[g for g, on in zip(genres, row) if on] for row in flags],
     }), path, "item")
-    path = root / "u.data"
-    raw = read_table(path, "\t", (4,))
-    return users, items, _ratings(raw, path), True
+    return users, items, read_ratings(root / "u.data", "\t", (4,)), True
 
 
 def _load_ml1m(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
@@ -170,11 +131,49 @@ def _load_ml1m(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bo
         "year": raw[1].map(_title_year), "genres": raw[2].str.split("|", regex=False),
     }), path, "movie")
     if (root / "ratings.dat").is_file():
-        path = root / "ratings.dat"
-        return users, items, _ratings(read_table(path, "::", (4,)), path), True
-    path = root / "ratings.csv"
-    raw = read_table(path, ",", (3, 4), header="UserID")
-    return users, items, _ratings(raw, path), raw.shape[1] == 4
+        return users, items, read_ratings(root / "ratings.dat", "::", (4,)), True
+    ratings = read_ratings(root / "ratings.csv", ",", (3, 4), header="UserID")
+    return users, items, ratings, ratings.attrs["width"] == 4
+
+
+def _load_ml10m(root: Path) -> tuple[None, pd.DataFrame, pd.DataFrame, bool]:
+    path = root / "movies.dat"
+    items = _movies(read_table(path, "::", (3,), "latin-1"), path)
+    return None, items, read_ratings(root / "ratings.dat", "::", (4,)), True
+
+
+def _load_ml25m(root: Path) -> tuple[None, pd.DataFrame, pd.DataFrame, bool]:
+    """ML-20M and ML-25M (and the synthetic sets written in their format): quoted CSV with a header line."""
+    path = root / "movies.csv"
+    return None, _movies(_read_csv(path, ("movieId", "title", "genres")), path), \
+        read_ratings(root / "ratings.csv", ",", (4,), header="userId"), True
+
+
+def _movies(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``id, title (year), genre|genre`` rows; ``(no genres listed)`` is an empty bag."""
+    genres = raw[2].str.split("|", regex=False).map(lambda bag: [g for g in bag if g and g != NO_GENRES])
+    return _unique_ids(pd.DataFrame({"id": to_int(raw, 0, path, "movie id"), "title": raw[1],
+                                     "year": raw[1].map(_title_year), "genres": genres}), path, "movie")
+
+
+def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A quoted UTF-8 CSV with exactly ``columns`` as string columns 0.., indexed by line number (a title with a
+    line break inside its quotes shifts the numbers after it)."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", engine="c")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not valid utf-8 text") from None
+    except (ValueError, pd.errors.ParserError) as err:
+        where = re.search(r"line (\d+)", str(err))
+        raise DataError(f"{path}{f', line {where[1]}' if where else ''}: not a CSV table of "
+                        f"{', '.join(columns)} ({str(err).strip().splitlines()[-1]})") from None
+    if tuple(frame.columns) != columns:
+        raise DataError(f"{path}, line 1: expected the header {','.join(columns)}, found {','.join(frame.columns)}")
+    frame.columns = range(len(columns))
+    frame.index = np.arange(2, len(frame) + 2)
+    return frame
 
 
 def _unique_ids(frame: pd.DataFrame, path: Path, what: str) -> pd.DataFrame:
@@ -187,20 +186,13 @@ def _unique_ids(frame: pd.DataFrame, path: Path, what: str) -> pd.DataFrame:
     return frame
 
 
-def _ratings(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
-    frame = pd.DataFrame({"user": to_int(raw, 0, path, "user id"), "item": to_int(raw, 1, path, "item id"),
-                          "rating": pd.to_numeric(raw[2], errors="coerce")})
-    if frame["rating"].isna().any():
-        line = int(frame.index[frame["rating"].isna().to_numpy().argmax()])
-        raise DataError(f"{path}, line {line}: rating {raw.at[line, 2]!r} is not a number")
-    frame.attrs["path"] = path
-    return frame
-
-
-def _index(name: str, users: pd.DataFrame, items: pd.DataFrame, ratings: pd.DataFrame, has_time: bool,
+def _index(name: str, users: pd.DataFrame | None, items: pd.DataFrame, ratings: pd.DataFrame, has_time: bool,
            threshold: float, text_buckets: int) -> Dataset:
+    """The thresholded, de-duplicated pairs over contiguous indices, with the fields; ``users`` None: the set has
+    no user attributes, and every user gets the one ``anonymous`` field (the same unknown token for all)."""
     path = ratings.attrs["path"]
-    for column, known, what in (("user", users["id"], "user"), ("item", items["id"], "item")):
+    known_ids = [("item", items["id"], "item")] + ([("user", users["id"], "user")] if users is not None else [])
+    for column, known, what in known_ids:
         missing = ~ratings[column].isin(known)
         if missing.any():
             line = int(ratings.index[missing.to_numpy().argmax()])
@@ -211,19 +203,13 @@ def _index(name: str, users: pd.DataFrame, items: pd.DataFrame, ratings: pd.Data
         raise DataError(f"{path}: no rating is >= rating_threshold {threshold}")
     user_ids = np.sort(kept["user"].unique())
     item_ids = np.sort(kept["item"].unique())
-    users = users.set_index("id").loc[user_ids]
     items = items.set_index("id").loc[item_ids]
     pairs = np.stack([np.searchsorted(user_ids, kept["user"]), np.searchsorted(item_ids, kept["item"])], 1)
     titles = items["title"].str.replace(_YEAR_IN_TITLE, "", regex=True)
     years = items["year"].astype("Int64")
     return Dataset(
         name=name, user_ids=user_ids, item_ids=item_ids, interactions=pairs.astype(np.int64),
-        user_fields=(
-            features.categorical("gender", users["gender"].tolist()),
-            features.categorical("age", users["age"].tolist()),
-            features.categorical("occupation", users["occupation"].tolist()),
-            features.categorical("zip_region", users["zip"].map(_zip_region).tolist()),
-        ),
+        user_fields=_user_fields(users, user_ids),
         item_fields=(
             features.multi("genres", items["genres"].tolist()),
             features.categorical("year", [_year_bucket(y) for y in years]),
@@ -231,6 +217,18 @@ def _index(name: str, users: pd.DataFrame, items: pd.DataFrame, ratings: pd.Data
         ),
         item_titles=tuple(items["title"].tolist()),
         has_timestamps=has_time,
+    )
+
+
+def _user_fields(users: pd.DataFrame | None, user_ids: np.ndarray) -> tuple[Field, ...]:
+    if users is None:
+        return (features.categorical(ANONYMOUS, [""] * len(user_ids)),)
+    users = users.set_index("id").loc[user_ids]
+    return (
+        features.categorical("gender", users["gender"].tolist()),
+        features.categorical("age", users["age"].tolist()),
+        features.categorical("occupation", users["occupation"].tolist()),
+        features.categorical("zip_region", users["zip"].map(_zip_region).tolist()),
     )
 
 

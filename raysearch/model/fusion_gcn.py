@@ -19,6 +19,7 @@ from raysearch.model.graph import SymmetricLGConv
 from raysearch.registry import FUSIONS, TOWERS
 
 FieldBags = Sequence[tuple[torch.Tensor, torch.Tensor]]
+Graph = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # sparse adjacency, or a subgraph's (edge_index, edge_weight)
 
 
 class AdaptiveFusion(nn.Module):
@@ -127,29 +128,43 @@ class FusionGCN(nn.Module):
         for fusion in self.fusions:
             fusion.reset_parameters()
 
-    def forward(self, adjacency: torch.Tensor, known: torch.Tensor, user_bags: FieldBags,
-                item_bags: FieldBags) -> Representations:
-        """adjacency: normalised sparse ``[N, N]``; known: bool ``[N]``, True where a node has training edges."""
+    def forward(self, graph: Graph, known: torch.Tensor, user_bags: FieldBags, item_bags: FieldBags,
+                nodes: torch.Tensor | None = None) -> Representations:
+        """Representations of all ``N`` nodes, or of the ``n`` nodes of a sampled subgraph.
+
+        graph: the normalised sparse ``[N, N]`` adjacency, or a subgraph's ``(edge_index [2, m], edge_weight [m])``
+            over positions in ``nodes``; known: bool ``[N]`` (``[n]``), True where a node has training edges;
+            the bags: the entities' fields (of the subgraph's users and items only, with ``nodes``);
+            nodes: sorted global ids ``[n]`` of the subgraph's nodes (users first), or None for the whole graph.
+        """
         user_attr, user_weights, item_attr, item_weights = self._fuse(user_bags, item_bags)
         attributes = torch.cat([user_attr, item_attr])
         keep = known
         if self.training and self.id_dropout > 0:
             keep = known & (torch.rand(known.shape, device=known.device) >= self.id_dropout)
-        x = torch.cat([self.user_id.weight, self.item_id.weight]) * keep.unsqueeze(1) + attributes
+        x = self._ids(nodes) * keep.unsqueeze(1) + attributes
         total = x
         for conv in self.convs:
-            x = conv(x, adjacency)
+            x = conv(x, *graph) if isinstance(graph, tuple) else conv(x, graph)
             total = total + x
         layers = 1 + len(self.convs) * known.unsqueeze(1)
         nodes = torch.where(keep.unsqueeze(1), total / layers, attributes)
         return Representations(nodes, attributes, user_weights, item_weights)
 
+    def _ids(self, nodes: torch.Tensor | None) -> torch.Tensor:
+        """ID embeddings ``[N, d]`` of all nodes, or ``[n, d]`` of the sorted global ids ``nodes``."""
+        if nodes is None:
+            return torch.cat([self.user_id.weight, self.item_id.weight])
+        users = nodes < self.num_users
+        return torch.cat([self.user_id(nodes[users]), self.item_id(nodes[~users] - self.num_users)])
+
     def _fuse(self, user_bags: FieldBags, item_bags: FieldBags) -> tuple[torch.Tensor, ...]:
-        """Fused attributes and field weights of users and items (zeros and no fields without attributes)."""
+        """Fused attributes and field weights of the bags' users and items (zeros and no fields without
+        attributes)."""
         if not self.fusions:
             width = self.user_id.embedding_dim
             zeros = lambda n: (self.user_id.weight.new_zeros(n, width), self.user_id.weight.new_zeros(n, 0))  # noqa: E731
-            return (*zeros(self.num_users), *zeros(self.num_items))
+            return (*zeros(len(user_bags[0][1])), *zeros(len(item_bags[0][1])))
         return (*self.fusions[0](user_bags), *self.fusions[1](item_bags))
 
     def score(self, reps: Representations, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

@@ -53,3 +53,46 @@ class SymmetricLGConv(LGConv):
 
     def message_and_aggregate(self, adj_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return _SymmetricSpmm.apply(adj_t, x)
+
+
+def segments(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The indices ``starts[i] .. starts[i] + lengths[i] - 1`` of every segment, concatenated (CSR row ranges)."""
+    ends = torch.cumsum(lengths, 0)
+    return torch.arange(int(ends[-1]) if len(ends) else 0, device=starts.device) + \
+        torch.repeat_interleave(starts - (ends - lengths), lengths)
+
+
+def sample_subgraph(adjacency: torch.Tensor, seeds: torch.Tensor, fanout: int, layers: int,
+                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The neighbour-sampled computation graph of ``seeds`` over ``layers`` hops of a normalised CSR ``adjacency``.
+
+    Each node reached is expanded once, at the first hop that reaches it: a node with at most ``fanout`` edges
+    keeps all of them (exact); a busier one gets ``fanout`` neighbours drawn uniformly with replacement, each
+    edge weighted ``A[v, u] * degree(v) / fanout``, so that the sampled sum is an unbiased estimate of ``(A x)[v]``.
+    A seed's ``k``-layer output then only uses nodes expanded to depth ``layers - k``, which all are.
+
+    Returns ``nodes`` [n] (sorted global ids, so users before items), ``edge_index`` [2, m] (source, target as
+    positions in ``nodes``) and ``edge_weight`` [m].
+    """
+    rowptr, col, values = adjacency.crow_indices(), adjacency.col_indices(), adjacency.values()
+    degree = rowptr[1:] - rowptr[:-1]
+    visited = frontier = torch.unique(seeds)
+    targets, slots, scales = [], [], []
+    for _ in range(layers):
+        frontier = frontier[degree[frontier] > 0]
+        busy = degree[frontier] > fanout
+        quiet, busy = frontier[~busy], frontier[busy]
+        drawn = (torch.rand(len(busy), fanout, generator=generator).to(rowptr.device)
+                 * degree[busy].unsqueeze(1)).long() + rowptr[busy].unsqueeze(1)
+        targets += [torch.repeat_interleave(quiet, degree[quiet]), busy.repeat_interleave(fanout)]
+        slots += [segments(rowptr[quiet], degree[quiet]), drawn.reshape(-1)]
+        scales += [torch.ones(int(degree[quiet].sum()), device=values.device),
+                   (degree[busy] / fanout).repeat_interleave(fanout).to(values.dtype)]
+        reached = torch.unique(col[torch.cat(slots[-2:])])
+        frontier = reached[~torch.isin(reached, visited)]
+        visited = torch.cat([visited, frontier])
+    nodes = torch.sort(visited).values
+    slot = torch.cat(slots) if slots else rowptr.new_zeros(0)
+    targets = torch.cat(targets) if targets else rowptr.new_zeros(0)
+    edge_index = torch.stack([torch.searchsorted(nodes, col[slot]), torch.searchsorted(nodes, targets)])
+    return nodes, edge_index, values[slot] * (torch.cat(scales) if scales else values.new_zeros(0))

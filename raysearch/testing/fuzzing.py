@@ -207,8 +207,12 @@ ITEMS = [(i, f"Film {i} ({1990 + i})", f"01-Jan-{1990 + i}", [g for g in range(1
 RATINGS = [(u, i, (u * i) % 5 + 1, 880000000 + 7 * u + i) for u in range(1, 7) for i in range(1, 9) if (u + i) % 3]
 
 
+LAYOUTS = ("ml-100k", "ml-1m", "ml-1m-csv", "ml-10m", "ml-25m")
+
+
 def base_files(layout: str) -> dict[str, bytes]:
-    """Small, valid GroupLens files: ``ml-100k``, ``ml-1m`` with ratings.dat, or ``ml-1m-csv``."""
+    """Small, valid GroupLens files: ``ml-100k``, ``ml-1m`` with ratings.dat, ``ml-1m-csv``, ``ml-10m`` or
+    ``ml-25m`` (also ML-20M's format)."""
     lines = lambda rows: ("\n".join(rows) + "\n").encode("latin-1")  # noqa: E731
     if layout == "ml-100k":
         return {
@@ -220,6 +224,15 @@ def base_files(layout: str) -> dict[str, bytes]:
                              for i, title, date, genres in ITEMS]),
             "u.data": lines([f"{u}\t{i}\t{r}\t{t}" for u, i, r, t in RATINGS]),
         }
+    genre_names = lambda genres: "|".join(GENRES[n] for n in genres)  # noqa: E731
+    if layout == "ml-10m":
+        return {"movies.dat": lines([f"{i}::{title}::{genre_names(genres) or '(no genres listed)'}"
+                                     for i, title, _, genres in ITEMS]),
+                "ratings.dat": lines([f"{u}::{i}::{r / 2 + 0.5}::{t}" for u, i, r, t in RATINGS])}
+    if layout == "ml-25m":
+        return {"movies.csv": lines(["movieId,title,genres"] + [f'{i},"{title}, The",{genre_names(genres)}'
+                                                                 for i, title, _, genres in ITEMS]),
+                "ratings.csv": lines(["userId,movieId,rating,timestamp"] + [f"{u},{i},{r},{t}" for u, i, r, t in RATINGS])}
     files = {
         "users.dat": lines([f"{u}::{g}::{min(age // 10 * 10 + 5, 56)}::{code}::{zip_}"
                             for u, age, g, _, zip_, code in USERS]),
@@ -244,14 +257,14 @@ RAW_BYTES = st.sampled_from([b"\xff\xfe", b"\xef\xbb\xbf", b"\x00", b"\r", b"\r\
 @st.composite
 def data_cases(draw: st.DrawFn) -> tuple[str, dict[str, bytes]]:
     """Valid files of one layout with one to three edits to one file each (rows, separators, fields, bytes)."""
-    layout = draw(st.sampled_from(["ml-100k", "ml-1m", "ml-1m-csv"]))
+    layout = draw(st.sampled_from(LAYOUTS))
     files = base_files(layout)
     for _ in range(draw(st.integers(1, 3))):
         name = draw(st.sampled_from(sorted(files)))
         data = files[name]
         rows = data.split(b"\n")
         row = draw(st.integers(0, len(rows) - 1))
-        sep = {"u.data": b"\t", "ratings.csv": b","}.get(name, b"::" if name.endswith(".dat") else b"|")
+        sep = {"u.data": b"\t"}.get(name, b"::" if name.endswith(".dat") else b"," if name.endswith(".csv") else b"|")
         kind = draw(st.sampled_from(["field", "field", "field", "separator", "drop", "duplicate", "truncate", "bytes",
                                      "empty", "swap", "unknown_id", "crlf"]))
         if kind == "field":
@@ -361,7 +374,7 @@ TARGETS = (
            check_space),
     Target("set_overrides", "`--set key=value` lists: unknown keys, bad values, malformed pairs", ASSIGNMENTS,
            check_overrides),
-    Target("data_files", "ML-100K / ML-1M files: bad fields, separators, rows, bytes, encodings, duplicates",
+    Target("data_files", "ML-100K / 1M / 10M / 25M files: bad fields, separators, rows, bytes, encodings, duplicates",
            data_cases(), check_data),
     Target("model_files", "exported model.pt: truncated, overwritten bytes, missing or wrong entries", model_files(),
            check_model),

@@ -22,6 +22,7 @@ from raysearch.errors import ConfigError
 from raysearch.evaluation.scoring import Scorer
 from raysearch.model.fusion_gcn import FusionGCN, Representations
 from raysearch.model.losses import bpr_loss, info_nce, sampled_softmax_loss
+from raysearch.registry import GCNSettings
 from raysearch.train.checkpoint import make_checkpoint, model_args
 from raysearch.train.inputs import ModelInputs, NegativeSampler, training_items
 from raysearch.train.loop import EpochLoss, Fitted, Progress, Reporter, early_stopping, sgd_epoch
@@ -52,7 +53,8 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
 
     Each step takes ``batch_size // ranks.size`` pairs (and as many InfoNCE pairs of
     ``contrastive_pairs``) on every rank, so the global batch and the steps per epoch do not depend on
-    the number of ranks; the full graph is propagated at every step. With ``config.mixed_precision``
+    the number of ranks. Each step propagates the full graph, or with ``propagation: sampled`` a subgraph
+    sampled around the step's users and candidate items (:func:`step_forward`). With ``config.mixed_precision``
     the forward pass and loss run under ``torch.autocast``; ``scaler`` scales fp16 losses.
     """
     own = config.settings
@@ -63,23 +65,35 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
     def loss(batch: torch.Tensor) -> torch.Tensor:
         users, items = train[batch, 0], train[batch, 1]
         negatives = sampler.sample(users.repeat_interleave(config.num_negatives), generator)
+        candidates = num_users + torch.cat([items.unsqueeze(1), negatives.view(len(users), -1)], 1)
         with torch.autocast(train.device.type, dtype=AUTOCAST_DTYPES[config.mixed_precision],
                             enabled=config.mixed_precision != "off"):
-            reps = inputs.forward(model)
-            candidates = num_users + torch.cat([items.unsqueeze(1), negatives.view(len(users), -1)], 1)
+            reps, row = step_forward(model, inputs, own, torch.cat([users, candidates.reshape(-1)]), generator)
+            users, candidates = row(users), row(candidates)
             value = ranking_loss(own.rec_loss, rows(reps.nodes, users), rows(reps.nodes, candidates))
             if own.cold_weight > 0:
                 value = value + own.cold_weight * cold_path_loss(own.rec_loss, reps, users, candidates)
             pairs = slice(0, ranks.share(own.contrastive_pairs))
             if own.contrastive_weight > 0:
                 value = value + own.contrastive_weight * cross_view_loss(
-                    reps, users[pairs], num_users + items[pairs], own.temperature)
+                    reps, users[pairs], candidates[pairs, 0], own.temperature)
             if own.distill_weight > 0:
                 value = value + own.distill_weight * distill_loss(
-                    reps, users[pairs], num_users + items[pairs], own.temperature)
+                    reps, users[pairs], candidates[pairs, 0], own.temperature)
         return value
 
     return sgd_epoch(model, optimizer, torch.split(order, ranks.share(config.batch_size)), loss, scaler)
+
+
+def step_forward(model: torch.nn.Module, inputs: ModelInputs, own: GCNSettings, seeds: torch.Tensor,
+                 generator: torch.Generator) -> tuple[Representations, Callable[[torch.Tensor], torch.Tensor]]:
+    """A training step's representations and the map from node ids to their rows: the whole graph's (rows are
+    the ids), or those of a neighbour-sampled subgraph around the node ids ``seeds`` (``propagation: sampled``),
+    whose cost depends on the batch and ``fanout``, not on the size of the graph."""
+    if own.propagation == "full":
+        return inputs.forward(model), lambda ids: ids
+    reps, nodes = inputs.sampled_forward(model, seeds, own.fanout, own.num_layers, generator)
+    return reps, lambda ids: torch.searchsorted(nodes, ids)
 
 
 def rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

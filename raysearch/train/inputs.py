@@ -12,7 +12,9 @@ from raysearch.data.features import field_tensors
 from raysearch.data.movielens import Dataset
 from raysearch.data.protocols import Split
 from raysearch.model.fusion_gcn import Representations
-from raysearch.model.graph import bipartite_adjacency
+from raysearch.model.graph import bipartite_adjacency, sample_subgraph, segments
+
+Bags = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -21,8 +23,8 @@ class ModelInputs:
 
     adjacency: torch.Tensor  # sparse CSR [N, N], symmetric-normalised
     known: torch.Tensor  # bool [N]: node has a training edge
-    user_bags: list[tuple[torch.Tensor, torch.Tensor]]
-    item_bags: list[tuple[torch.Tensor, torch.Tensor]]
+    user_bags: Bags
+    item_bags: Bags
 
     @classmethod
     def build(cls, dataset: Dataset, train: np.ndarray) -> "ModelInputs":
@@ -39,6 +41,27 @@ class ModelInputs:
 
     def forward(self, model: torch.nn.Module) -> Representations:
         return model(self.adjacency, self.known, self.user_bags, self.item_bags)
+
+    def sampled_forward(self, model: torch.nn.Module, seeds: torch.Tensor, fanout: int, layers: int,
+                        generator: torch.Generator) -> tuple[Representations, torch.Tensor]:
+        """The representations of a neighbour-sampled subgraph around the node ids ``seeds`` (any shape;
+        see :func:`~raysearch.model.graph.sample_subgraph`) and its sorted global node ids: a node's row is
+        ``torch.searchsorted(nodes, node)``."""
+        nodes, edge_index, edge_weight = sample_subgraph(self.adjacency, seeds.reshape(-1), fanout, layers, generator)
+        users = nodes[nodes < self.num_users]
+        items = nodes[len(users):] - self.num_users
+        reps = model((edge_index, edge_weight), self.known[nodes], select_bags(self.user_bags, users),
+                     select_bags(self.item_bags, items), nodes)
+        return reps, nodes
+
+
+def select_bags(bags: Bags, index: torch.Tensor) -> Bags:
+    """The bags of the entities ``index``, in that order, in the same ``(tokens, offsets)`` layout."""
+    chosen = []
+    for tokens, offsets in bags:
+        lengths = torch.diff(offsets, append=offsets.new_tensor([len(tokens)]))[index]
+        chosen.append((tokens[segments(offsets[index], lengths)], torch.cumsum(lengths, 0) - lengths))
+    return chosen
 
 
 class NegativeSampler:
