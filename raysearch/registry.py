@@ -52,9 +52,10 @@ class GCNSettings(Settings):
     id_dropout: float = 0.2  # chance an entity's ID embedding is hidden in a step (teaches cold start)
     cold_weight: float = 1.0  # weight of the cold-path ranking loss: attribute view of one side vs graph view of the other
     distill_weight: float = 0.0  # weight of the distillation term: attribute views pulled to their own (fixed) graph views
-    propagation: str = "full"  # training steps propagate: full (the whole graph) | sampled (a subgraph around the batch);
-    # evaluation always propagates the whole graph
-    fanout: int = 10  # propagation=sampled: neighbours kept per node and hop (all of them for nodes with fewer)
+    propagation: str = "full"  # training steps propagate: full (the whole graph) | sampled (the batch's nodes from
+    # their sampled neighbours and a history of the layers below); evaluation always propagates the whole graph
+    fanout: int = 10  # propagation=sampled: neighbours drawn per node (all of them for nodes with fewer)
+    negative_pool: int = 0  # > 0: each step's negatives are drawn from one pool of this many items (shared negatives)
 
     def __post_init__(self) -> None:
         check("num_layers", self.num_layers, 0 <= self.num_layers <= 8, "must be in 0..8")
@@ -66,6 +67,7 @@ class GCNSettings(Settings):
         check_choice("rec_loss", self.rec_loss, ("bpr", "softmax"))
         check_choice("propagation", self.propagation, PROPAGATIONS)
         check("fanout", self.fanout, self.fanout >= 1, "must be >= 1")
+        check("negative_pool", self.negative_pool, self.negative_pool >= 0, "must be >= 0 (0: no pool)")
         check("contrastive_weight", self.contrastive_weight, self.contrastive_weight >= 0, "must be >= 0")
         check("temperature", self.temperature, self.temperature > 0, "must be > 0")
         check("contrastive_pairs", self.contrastive_pairs, self.contrastive_pairs >= 1, "must be >= 1")

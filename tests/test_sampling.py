@@ -1,6 +1,6 @@
-"""Neighbour-sampled propagation (raysearch/model/graph.py sample_subgraph, ModelInputs.sampled_forward,
-propagation=sampled training): exact where the fan-out covers every neighbour, unbiased where it does not,
-and cold nodes stay attribute-only with no edge."""
+"""Sampled propagation (raysearch/model/graph.py sample_neighbours, ModelInputs.sampled_forward, History,
+propagation=sampled training): exact where the fan-out covers every neighbour and the history is fresh, unbiased
+where it does not, cold nodes attribute-only with no edge, and shared negatives from a pool."""
 
 import numpy as np
 import pytest
@@ -8,10 +8,10 @@ import torch
 
 from raysearch.config import TrainConfig
 from raysearch.data.protocols import make_split
-from raysearch.model.graph import bipartite_adjacency, sample_subgraph, segments
+from raysearch.model.graph import bipartite_adjacency, sample_neighbours, segments, sparse_matmul
 from raysearch.train.fit import fit
 from raysearch.train.fusion_gcn import build_model
-from raysearch.train.inputs import ModelInputs, select_bags
+from raysearch.train.inputs import History, ModelInputs, NegativeSampler, select_bags
 from raysearch.testing.datasets import tiny_dataset
 
 TINY = dict(embedding_dim=8, num_layers=2, batch_size=16, epochs=30, patience=30, learning_rate=0.05,
@@ -23,49 +23,42 @@ def star_graph() -> tuple[torch.Tensor, torch.Tensor]:
     return bipartite_adjacency(np.array([[0, 0], [0, 1], [0, 2], [0, 3], [1, 0], [2, 1]]), 3, 5)
 
 
-def propagate(nodes, edge_index, weight, x):
-    """One layer over a sampled subgraph: ``out[target] += weight * x[source]``."""
-    return torch.zeros(len(nodes), x.shape[1]).index_add_(0, edge_index[1], weight.unsqueeze(1) * x[nodes][edge_index[0]])
-
-
 def test_segments_lists_every_range_in_order():
     assert segments(torch.tensor([5, 0, 9]), torch.tensor([2, 0, 3])).tolist() == [5, 6, 9, 10, 11]
     assert segments(torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long)).tolist() == []
 
 
-def test_a_fanout_covering_every_neighbour_is_exact_for_every_layer():
+def test_a_fanout_covering_every_neighbour_gives_the_exact_rows_and_their_transpose():
     adjacency, _ = star_graph()
-    x = torch.randn(8, 3)
-    nodes, edge_index, weight = sample_subgraph(adjacency, torch.tensor([1]), 4, 3, torch.Generator().manual_seed(0))
-    assert torch.equal(nodes, torch.unique(nodes))  # sorted, distinct
-    dense = adjacency.to_dense()
-    one, two = propagate(nodes, edge_index, weight, x), None
-    row = int(torch.searchsorted(nodes, torch.tensor(1)))
-    assert torch.allclose(one[row], (dense @ x)[1], atol=1e-6)
-    two = torch.zeros(len(nodes), 3).index_add_(0, edge_index[1], weight.unsqueeze(1) * one[edge_index[0]])
-    assert torch.allclose(two[row], (dense @ dense @ x)[1], atol=1e-6)
+    nodes, seeds, matrix, transposed = sample_neighbours(adjacency, torch.tensor([1, 0, 1]), 4, torch.Generator())
+    assert nodes.tolist() == [0, 1, 3, 4, 5, 6] and nodes[seeds].tolist() == [0, 1]  # seeds and their neighbours
+    assert torch.allclose(matrix.to_dense(), adjacency.to_dense()[[0, 1]][:, nodes])
+    assert torch.equal(transposed.to_dense(), matrix.to_dense().T)
+    x = torch.randn(len(nodes), 3, requires_grad=True)
+    sparse_matmul(matrix, transposed, x).sum().backward()
+    assert torch.allclose(x.grad, matrix.to_dense().sum(0).unsqueeze(1).expand(-1, 3))
 
 
-def test_a_small_fanout_is_an_unbiased_estimate_of_the_propagation():
+def test_a_small_fanout_is_an_unbiased_estimate_of_the_row():
     """User 0 has 4 neighbours and a fan-out of 1: one drawn with replacement, weighted by degree 4."""
     adjacency, _ = star_graph()
     x = torch.randn(8, 3)
     generator = torch.Generator().manual_seed(0)
     draws = []
     for _ in range(4000):
-        nodes, edge_index, weight = sample_subgraph(adjacency, torch.tensor([0]), 1, 1, generator)
-        assert edge_index.shape[1] == 1  # one neighbour kept
-        draws.append(propagate(nodes, edge_index, weight, x)[0])
+        nodes, _, matrix, _ = sample_neighbours(adjacency, torch.tensor([0]), 1, generator)
+        assert matrix._nnz() == 1  # one neighbour kept
+        draws.append((matrix @ x[nodes])[0])
     assert torch.allclose(torch.stack(draws).mean(0), (adjacency.to_dense() @ x)[0], atol=0.05)
 
 
-def test_a_node_without_edges_is_reached_by_none_and_reaches_none():
+def test_a_node_without_edges_has_an_empty_row_and_is_nobodys_neighbour():
     adjacency, known = star_graph()
     cold = 3 + 4
-    nodes, edge_index, _ = sample_subgraph(adjacency, torch.tensor([0, cold]), 10, 3, torch.Generator())
-    assert not known[cold] and cold in nodes.tolist()
-    row = int(torch.searchsorted(nodes, torch.tensor(cold)))
-    assert row not in edge_index.reshape(-1).tolist()
+    nodes, seeds, matrix, _ = sample_neighbours(adjacency, torch.arange(8), 10, torch.Generator())
+    assert not known[cold] and len(seeds) == 8
+    dense = matrix.to_dense()
+    assert not dense[cold].any() and not dense[:, int(torch.searchsorted(nodes, torch.tensor(cold)))].any()
 
 
 def test_selected_bags_are_the_chosen_entities_bags():
@@ -75,21 +68,47 @@ def test_selected_bags_are_the_chosen_entities_bags():
 
 
 @pytest.mark.parametrize("split", ["warm", "item_cold"])
-def test_sampled_forward_with_a_covering_fanout_equals_the_full_forward(split):
+def test_sampled_forward_with_a_covering_fanout_and_a_fresh_history_equals_the_full_forward(split):
     dataset = tiny_dataset()
     cut = make_split(dataset, split, 0)
     config = TrainConfig.from_dict({**TINY, "fanout": 100, "num_layers": 3})
     inputs = ModelInputs.build(dataset, cut.train)
     model = build_model(config, dataset).eval()
     full = inputs.forward(model)
-    seeds = torch.tensor([0, 5, dataset.num_users + 1, dataset.num_users + 8])
-    sampled, nodes = inputs.sampled_forward(model, seeds, 100, 3, torch.Generator())
-    rows = torch.searchsorted(nodes, seeds)
-    assert torch.allclose(sampled.nodes[rows], full.nodes[seeds], atol=1e-5)
-    assert torch.allclose(sampled.attributes[rows], full.attributes[seeds], atol=1e-6)
+    history = History(model, inputs)
+    assert [tuple(layer.shape) for layer in history.layers] == [(22, 8), (22, 8)]  # layers 1 and 2 of all nodes
+    seeds = torch.tensor([5, 0, dataset.num_users + 8, dataset.num_users + 1, 0])
+    sampled, ids = inputs.sampled_forward(model, seeds, 100, history, torch.Generator())
+    assert ids.tolist() == sorted(set(seeds.tolist()))
+    assert torch.allclose(sampled.nodes, full.nodes[ids], atol=1e-5)
+    assert torch.allclose(sampled.attributes, full.attributes[ids], atol=1e-6)
+    assert all(torch.allclose(layer[ids], fresh[ids], atol=1e-5) for layer, fresh in zip(history.layers, full.layers))
 
 
-def test_sampled_training_learns_and_ranks_cold_items_from_their_attributes(tiny):
-    result = fit(TrainConfig.from_dict({**TINY, "id_dropout": 0.5}), tiny, make_split(tiny, "item_cold", 1))
+def test_a_sampled_step_reads_the_history_beyond_its_first_layer_and_writes_its_seeds_back():
+    """Two layers: a seed's second layer is its sampled row times its neighbours' first layer, read from the
+    history; an outdated history (zeros) changes it, and the step then stores the seed's new first layer."""
+    dataset = tiny_dataset()
+    inputs = ModelInputs.build(dataset, make_split(dataset, "warm", 0).train)
+    model = build_model(TrainConfig.from_dict({**TINY, "fanout": 100}), dataset).eval()
+    history = History(model, inputs)
+    exact, _ = inputs.sampled_forward(model, torch.tensor([3]), 100, history, torch.Generator())
+    history.layers[0].zero_()
+    stale, _ = inputs.sampled_forward(model, torch.tensor([3]), 100, history, torch.Generator())
+    assert not torch.allclose(stale.nodes, exact.nodes)
+    assert history.layers[0][3].abs().sum() > 0 and history.layers[0][4].abs().sum() == 0
+
+
+def test_negatives_from_a_pool_come_from_it_and_avoid_training_positives():
+    sampler = NegativeSampler(np.array([[0, 1], [0, 2], [1, 3]]), np.arange(6), 6)
+    pool = torch.tensor([1, 2, 4, 5])
+    drawn = sampler.sample(torch.zeros(400, dtype=torch.long), torch.Generator().manual_seed(0), retries=40, pool=pool)
+    assert set(drawn.tolist()) == {4, 5}  # user 0's positives 1 and 2 are redrawn, item 3 is not in the pool
+
+
+@pytest.mark.parametrize("pool", [0, 4])
+def test_sampled_training_learns_and_ranks_cold_items_from_their_attributes(tiny, pool):
+    config = TrainConfig.from_dict({**TINY, "id_dropout": 0.5, "negative_pool": pool})
+    result = fit(config, tiny, make_split(tiny, "item_cold", 1))
     losses = [row["loss"] for row in result.history]
     assert losses[-1] < 0.6 * losses[0] and result.test["hit@3"] == pytest.approx(1.0)

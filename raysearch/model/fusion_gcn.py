@@ -15,11 +15,11 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import nn
 
-from raysearch.model.graph import SymmetricLGConv
+from raysearch.model.graph import SampledGraph, SymmetricLGConv, sparse_matmul
 from raysearch.registry import FUSIONS, TOWERS
 
 FieldBags = Sequence[tuple[torch.Tensor, torch.Tensor]]
-Graph = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # sparse adjacency, or a subgraph's (edge_index, edge_weight)
+Graph = torch.Tensor | SampledGraph  # the symmetric sparse adjacency, or a sampled step's graph
 
 
 class AdaptiveFusion(nn.Module):
@@ -80,12 +80,14 @@ class AdaptiveFusion(nn.Module):
 
 
 class Representations(NamedTuple):
-    """Everything one forward pass yields, for all ``N = num_users + num_items`` nodes."""
+    """Everything one forward pass yields, for all ``N = num_users + num_items`` nodes (a sampled pass: for its
+    seeds; its fusion weights are those of its context's users and items)."""
 
     nodes: torch.Tensor  # [N, d] graph view: final user rows then item rows
     attributes: torch.Tensor  # [N, d] attribute view: fused fields only, no ID, no graph
     user_weights: torch.Tensor  # [num_users, F_user] fusion weights
     item_weights: torch.Tensor  # [num_items, F_item] fusion weights
+    layers: tuple[torch.Tensor, ...] = ()  # outputs of layers 1..L-1 ([N, d] each), for a sampled run's history
 
 
 class FusionGCN(nn.Module):
@@ -130,12 +132,13 @@ class FusionGCN(nn.Module):
 
     def forward(self, graph: Graph, known: torch.Tensor, user_bags: FieldBags, item_bags: FieldBags,
                 nodes: torch.Tensor | None = None) -> Representations:
-        """Representations of all ``N`` nodes, or of the ``n`` nodes of a sampled subgraph.
+        """Representations of all ``N`` nodes, or of a sampled step's seeds.
 
-        graph: the normalised sparse ``[N, N]`` adjacency, or a subgraph's ``(edge_index [2, m], edge_weight [m])``
-            over positions in ``nodes``; known: bool ``[N]`` (``[n]``), True where a node has training edges;
-            the bags: the entities' fields (of the subgraph's users and items only, with ``nodes``);
-            nodes: sorted global ids ``[n]`` of the subgraph's nodes (users first), or None for the whole graph.
+        graph: the normalised sparse ``[N, N]`` adjacency, or a :class:`~raysearch.model.graph.SampledGraph`
+            (its seeds' sampled rows over a context of ``c`` nodes, and the context's history);
+        known: bool ``[N]`` (``[c]``), True where a node has training edges; the bags: the entities' fields (of the
+            context's users and items only, when sampled); nodes: the context's sorted global ids ``[c]`` (users
+            first) when sampled, else None.
         """
         user_attr, user_weights, item_attr, item_weights = self._fuse(user_bags, item_bags)
         attributes = torch.cat([user_attr, item_attr])
@@ -143,13 +146,27 @@ class FusionGCN(nn.Module):
         if self.training and self.id_dropout > 0:
             keep = known & (torch.rand(known.shape, device=known.device) >= self.id_dropout)
         x = self._ids(nodes) * keep.unsqueeze(1) + attributes
+        outputs, rows = self._propagate(graph, x)
+        known, keep, attributes, x = known[rows], keep[rows], attributes[rows], x[rows]
         total = x
-        for conv in self.convs:
-            x = conv(x, *graph) if isinstance(graph, tuple) else conv(x, graph)
-            total = total + x
+        for output in outputs:  # summed in layer order, as the layers are computed
+            total = total + output
         layers = 1 + len(self.convs) * known.unsqueeze(1)
-        nodes = torch.where(keep.unsqueeze(1), total / layers, attributes)
-        return Representations(nodes, attributes, user_weights, item_weights)
+        final = torch.where(keep.unsqueeze(1), total / layers, attributes)
+        return Representations(final, attributes, user_weights, item_weights, tuple(outputs[:-1]))
+
+    def _propagate(self, graph: Graph, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | slice]:
+        """Each layer's output (of all nodes, or of the seeds) and the rows of ``x`` they belong to. Sampled, a
+        layer's input is the history of the context with the seeds' rows fresh (GNNAutoScale)."""
+        if not isinstance(graph, SampledGraph):
+            outputs = [x := conv(x, graph) for conv in self.convs]
+            return outputs, slice(None)
+        outputs = []
+        for layer in range(len(self.convs)):
+            outputs.append(sparse_matmul(graph.matrix, graph.transposed, x))
+            if layer + 1 < len(self.convs):
+                x = graph.history[layer].index_copy(0, graph.seeds, outputs[-1])
+        return outputs, graph.seeds
 
     def _ids(self, nodes: torch.Tensor | None) -> torch.Tensor:
         """ID embeddings ``[N, d]`` of all nodes, or ``[n, d]`` of the sorted global ids ``nodes``."""

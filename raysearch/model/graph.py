@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,20 +30,25 @@ def bipartite_adjacency(train: np.ndarray, num_users: int, num_items: int) -> tu
     return adjacency, known
 
 
-class _SymmetricSpmm(torch.autograd.Function):
-    """``A @ x`` for a symmetric sparse ``A``: the gradient is ``A @ grad``, which skips the sparse
-    transpose torch would build on every backward pass (about 5x faster on CPU). The product stays in
-    ``A``'s precision under autocast (there are no bf16/fp16 sparse kernels on CPU)."""
+class _SparseMatmul(torch.autograd.Function):
+    """``A @ x`` for a sparse ``A`` whose transpose ``A^T`` is given (``A`` itself when symmetric): the gradient
+    is ``A^T @ grad``, which skips the sparse transpose torch would build on every backward pass (about 5x faster
+    on CPU). The product stays in ``A``'s precision under autocast (there are no bf16/fp16 sparse kernels on CPU)."""
 
     @staticmethod
-    def forward(ctx, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        ctx.adjacency = adjacency
+    def forward(ctx, matrix: torch.Tensor, transposed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.transposed = transposed
         with torch.autocast(x.device.type, enabled=False):
-            return adjacency @ x.to(adjacency.dtype)
+            return matrix @ x.to(matrix.dtype)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
-        return None, ctx.adjacency @ grad
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        return None, None, ctx.transposed @ grad
+
+
+def sparse_matmul(matrix: torch.Tensor, transposed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``matrix @ x`` (sparse ``[n, n]`` times dense ``[n, d]``), differentiable in ``x`` through ``transposed``."""
+    return _SparseMatmul.apply(matrix, transposed, x)
 
 
 class SymmetricLGConv(LGConv):
@@ -52,7 +58,7 @@ class SymmetricLGConv(LGConv):
         super().__init__(normalize=False)
 
     def message_and_aggregate(self, adj_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return _SymmetricSpmm.apply(adj_t, x)
+        return sparse_matmul(adj_t, adj_t, x)
 
 
 def segments(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -62,37 +68,44 @@ def segments(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         torch.repeat_interleave(starts - (ends - lengths), lengths)
 
 
-def sample_subgraph(adjacency: torch.Tensor, seeds: torch.Tensor, fanout: int, layers: int,
-                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The neighbour-sampled computation graph of ``seeds`` over ``layers`` hops of a normalised CSR ``adjacency``.
+class SampledGraph(NamedTuple):
+    """One training step's propagation around its seed nodes (see :func:`sample_neighbours`): exact sampled
+    products for the seeds, the other nodes' deeper layers from a history of earlier outputs (GNNAutoScale)."""
 
-    Each node reached is expanded once, at the first hop that reaches it: a node with at most ``fanout`` edges
-    keeps all of them (exact); a busier one gets ``fanout`` neighbours drawn uniformly with replacement, each
-    edge weighted ``A[v, u] * degree(v) / fanout``, so that the sampled sum is an unbiased estimate of ``(A x)[v]``.
-    A seed's ``k``-layer output then only uses nodes expanded to depth ``layers - k``, which all are.
+    nodes: torch.Tensor  # [c] sorted global ids of the context: the seeds and their sampled neighbours
+    seeds: torch.Tensor  # [s] positions of the seeds in ``nodes`` (increasing)
+    matrix: torch.Tensor  # sparse CSR [s, c]: the seeds' sampled, weighted rows of the normalised adjacency
+    transposed: torch.Tensor  # sparse CSR [c, s], its transpose (for the gradient)
+    history: tuple[torch.Tensor, ...]  # per layer 1..L-1: [c, d] outputs of the context nodes, no gradient
 
-    Returns ``nodes`` [n] (sorted global ids, so users before items), ``edge_index`` [2, m] (source, target as
-    positions in ``nodes``) and ``edge_weight`` [m].
+
+def sample_neighbours(adjacency: torch.Tensor, seeds: torch.Tensor, fanout: int,
+                      generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The seeds' rows of a normalised CSR ``adjacency``, sampled: a node with at most ``fanout`` edges keeps them
+    all (exact); a busier one gets ``fanout`` neighbours drawn uniformly with replacement, each weighted
+    ``A[v, u] * degree(v) / fanout``, so that the sampled row times ``x`` is an unbiased estimate of ``(A x)[v]``.
+    A node without edges (cold) gets an empty row and is nobody's neighbour.
+
+    Returns the context ``nodes`` [c] (sorted global ids of the seeds and their neighbours), the seeds' positions
+    in it [s], and the sampled rows as a sparse CSR ``[s, c]`` matrix with its ``[c, s]`` transpose.
     """
     rowptr, col, values = adjacency.crow_indices(), adjacency.col_indices(), adjacency.values()
     degree = rowptr[1:] - rowptr[:-1]
-    visited = frontier = torch.unique(seeds)
-    targets, slots, scales = [], [], []
-    for _ in range(layers):
-        frontier = frontier[degree[frontier] > 0]
-        busy = degree[frontier] > fanout
-        quiet, busy = frontier[~busy], frontier[busy]
-        drawn = (torch.rand(len(busy), fanout, generator=generator).to(rowptr.device)
-                 * degree[busy].unsqueeze(1)).long() + rowptr[busy].unsqueeze(1)
-        targets += [torch.repeat_interleave(quiet, degree[quiet]), busy.repeat_interleave(fanout)]
-        slots += [segments(rowptr[quiet], degree[quiet]), drawn.reshape(-1)]
-        scales += [torch.ones(int(degree[quiet].sum()), device=values.device),
-                   (degree[busy] / fanout).repeat_interleave(fanout).to(values.dtype)]
-        reached = torch.unique(col[torch.cat(slots[-2:])])
-        frontier = reached[~torch.isin(reached, visited)]
-        visited = torch.cat([visited, frontier])
-    nodes = torch.sort(visited).values
-    slot = torch.cat(slots) if slots else rowptr.new_zeros(0)
-    targets = torch.cat(targets) if targets else rowptr.new_zeros(0)
-    edge_index = torch.stack([torch.searchsorted(nodes, col[slot]), torch.searchsorted(nodes, targets)])
-    return nodes, edge_index, values[slot] * (torch.cat(scales) if scales else values.new_zeros(0))
+    seeds = torch.unique(seeds)
+    busy = degree[seeds] > fanout
+    quiet_rows, busy_rows = torch.nonzero(~busy).squeeze(1), torch.nonzero(busy).squeeze(1)
+    quiet, busy = seeds[quiet_rows], seeds[busy_rows]
+    drawn = (torch.rand(len(busy), fanout, generator=generator).to(rowptr.device)
+             * degree[busy].unsqueeze(1)).long() + rowptr[busy].unsqueeze(1)
+    slots = torch.cat([segments(rowptr[quiet], degree[quiet]), drawn.reshape(-1)])
+    rows = torch.cat([torch.repeat_interleave(quiet_rows, degree[quiet]), busy_rows.repeat_interleave(fanout)])
+    weight = values[slots] * torch.cat([torch.ones(int(degree[quiet].sum()), device=values.device),
+                                        (degree[busy] / fanout).repeat_interleave(fanout).to(values.dtype)])
+    nodes = torch.unique(torch.cat([seeds, col[slots]]))
+    columns, positions = torch.searchsorted(nodes, col[slots]), torch.searchsorted(nodes, seeds)
+    with warnings.catch_warnings():  # torch flags sparse CSR as beta on every construction
+        warnings.simplefilter("ignore", UserWarning)
+        matrix, transposed = (torch.sparse_coo_tensor(torch.stack(pair), weight, size).coalesce().to_sparse_csr()
+                              for pair, size in (((rows, columns), (len(seeds), len(nodes))),
+                                                 ((columns, rows), (len(nodes), len(seeds)))))
+    return nodes, positions, matrix, transposed

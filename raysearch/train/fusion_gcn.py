@@ -24,7 +24,7 @@ from raysearch.model.fusion_gcn import FusionGCN, Representations
 from raysearch.model.losses import bpr_loss, info_nce, sampled_softmax_loss
 from raysearch.registry import GCNSettings
 from raysearch.train.checkpoint import make_checkpoint, model_args
-from raysearch.train.inputs import ModelInputs, NegativeSampler, training_items
+from raysearch.train.inputs import History, ModelInputs, NegativeSampler, training_items
 from raysearch.train.loop import EpochLoss, Fitted, Progress, Reporter, early_stopping, sgd_epoch
 from raysearch.train.ranks import Ranks
 
@@ -53,8 +53,10 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
 
     Each step takes ``batch_size // ranks.size`` pairs (and as many InfoNCE pairs of
     ``contrastive_pairs``) on every rank, so the global batch and the steps per epoch do not depend on
-    the number of ranks. Each step propagates the full graph, or with ``propagation: sampled`` a subgraph
-    sampled around the step's users and candidate items (:func:`step_forward`). With ``config.mixed_precision``
+    the number of ranks. Each step propagates the full graph, or with ``propagation: sampled`` only the step's
+    users and candidate items from their sampled neighbours and a history refreshed at the epoch's start
+    (:func:`step_forward`); ``negative_pool`` > 0 draws each user's negatives from one pool of that many items per
+    step (PinSage's shared negatives), which bounds the items a sampled step touches. With ``config.mixed_precision``
     the forward pass and loss run under ``torch.autocast``; ``scaler`` scales fp16 losses.
     """
     own = config.settings
@@ -62,13 +64,17 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
     order = shard[torch.randperm(len(shard), generator=generator)]
     num_users = inputs.num_users
 
+    history = History(model, inputs) if own.propagation == "sampled" else None
+
     def loss(batch: torch.Tensor) -> torch.Tensor:
         users, items = train[batch, 0], train[batch, 1]
-        negatives = sampler.sample(users.repeat_interleave(config.num_negatives), generator)
+        pool = sampler.draw((own.negative_pool,), generator) if own.negative_pool else None
+        negatives = sampler.sample(users.repeat_interleave(config.num_negatives), generator, pool=pool)
         candidates = num_users + torch.cat([items.unsqueeze(1), negatives.view(len(users), -1)], 1)
         with torch.autocast(train.device.type, dtype=AUTOCAST_DTYPES[config.mixed_precision],
                             enabled=config.mixed_precision != "off"):
-            reps, row = step_forward(model, inputs, own, torch.cat([users, candidates.reshape(-1)]), generator)
+            reps, row = step_forward(model, inputs, own, torch.cat([users, candidates.reshape(-1)]), history,
+                                     generator)
             users, candidates = row(users), row(candidates)
             value = ranking_loss(own.rec_loss, rows(reps.nodes, users), rows(reps.nodes, candidates))
             if own.cold_weight > 0:
@@ -86,13 +92,14 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs
 
 
 def step_forward(model: torch.nn.Module, inputs: ModelInputs, own: GCNSettings, seeds: torch.Tensor,
-                 generator: torch.Generator) -> tuple[Representations, Callable[[torch.Tensor], torch.Tensor]]:
+                 history: History | None, generator: torch.Generator
+                 ) -> tuple[Representations, Callable[[torch.Tensor], torch.Tensor]]:
     """A training step's representations and the map from node ids to their rows: the whole graph's (rows are
-    the ids), or those of a neighbour-sampled subgraph around the node ids ``seeds`` (``propagation: sampled``),
-    whose cost depends on the batch and ``fanout``, not on the size of the graph."""
-    if own.propagation == "full":
+    the ids), or with ``propagation: sampled`` those of the node ids ``seeds`` alone, from their sampled neighbours
+    and ``history``, at a cost that depends on the batch and ``fanout``, not on the size of the graph."""
+    if history is None:
         return inputs.forward(model), lambda ids: ids
-    reps, nodes = inputs.sampled_forward(model, seeds, own.fanout, own.num_layers, generator)
+    reps, nodes = inputs.sampled_forward(model, seeds, own.fanout, history, generator)
     return reps, lambda ids: torch.searchsorted(nodes, ids)
 
 

@@ -12,7 +12,7 @@ from raysearch.data.features import field_tensors
 from raysearch.data.movielens import Dataset
 from raysearch.data.protocols import Split
 from raysearch.model.fusion_gcn import Representations
-from raysearch.model.graph import bipartite_adjacency, sample_subgraph, segments
+from raysearch.model.graph import SampledGraph, bipartite_adjacency, sample_neighbours, segments
 
 Bags = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -42,17 +42,40 @@ class ModelInputs:
     def forward(self, model: torch.nn.Module) -> Representations:
         return model(self.adjacency, self.known, self.user_bags, self.item_bags)
 
-    def sampled_forward(self, model: torch.nn.Module, seeds: torch.Tensor, fanout: int, layers: int,
+    def sampled_forward(self, model: torch.nn.Module, seeds: torch.Tensor, fanout: int, history: "History",
                         generator: torch.Generator) -> tuple[Representations, torch.Tensor]:
-        """The representations of a neighbour-sampled subgraph around the node ids ``seeds`` (any shape;
-        see :func:`~raysearch.model.graph.sample_subgraph`) and its sorted global node ids: a node's row is
-        ``torch.searchsorted(nodes, node)``."""
-        nodes, edge_index, edge_weight = sample_subgraph(self.adjacency, seeds.reshape(-1), fanout, layers, generator)
+        """The representations of the node ids ``seeds`` (any shape) from their sampled neighbours (see
+        :func:`~raysearch.model.graph.sample_neighbours`) and, beyond the first layer, ``history``, which then
+        takes their new outputs; returns them with the seeds' sorted global ids (a node's row is
+        ``torch.searchsorted(ids, node)``)."""
+        nodes, positions, matrix, transposed = sample_neighbours(self.adjacency, seeds.reshape(-1), fanout, generator)
+        graph = SampledGraph(nodes, positions, matrix, transposed, history.gather(nodes))
         users = nodes[nodes < self.num_users]
         items = nodes[len(users):] - self.num_users
-        reps = model((edge_index, edge_weight), self.known[nodes], select_bags(self.user_bags, users),
-                     select_bags(self.item_bags, items), nodes)
-        return reps, nodes
+        reps = model(graph, self.known[nodes], select_bags(self.user_bags, users), select_bags(self.item_bags, items),
+                     nodes)
+        history.push(nodes[positions], reps.layers)
+        return reps, nodes[positions]
+
+
+class History:
+    """Every node's outputs of layers 1..L-1 as last computed (GNNAutoScale's histories, Fey et al. 2021): a sampled
+    step computes its seeds' layers from their sampled neighbours' outputs of the layer below, read here, so its
+    cost depends on the batch and the fan-out, not on the graph. Refreshed from an exact full propagation at every
+    epoch's start, and by every step for its seeds."""
+
+    def __init__(self, model: torch.nn.Module, inputs: ModelInputs) -> None:
+        training = model.training
+        with torch.no_grad():
+            self.layers = [layer.clone() for layer in inputs.forward(model.eval()).layers]
+        model.train(training)
+
+    def gather(self, nodes: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(layer[nodes] for layer in self.layers)
+
+    def push(self, nodes: torch.Tensor, outputs: tuple[torch.Tensor, ...]) -> None:
+        for layer, output in zip(self.layers, outputs):
+            layer[nodes] = output.detach().to(layer.dtype)
 
 
 def select_bags(bags: Bags, index: torch.Tensor) -> Bags:
@@ -72,21 +95,26 @@ class NegativeSampler:
         self.pool = torch.as_tensor(pool, dtype=torch.long, device=device)
         self.positives = torch.sort(torch.as_tensor(train[:, 0] * num_items + train[:, 1], device=device)).values
 
-    def sample(self, users: torch.Tensor, generator: torch.Generator, retries: int = 5) -> torch.Tensor:
+    def sample(self, users: torch.Tensor, generator: torch.Generator, retries: int = 5,
+               pool: torch.Tensor | None = None) -> torch.Tensor:
         """One negative item per entry of ``users`` (any shape), drawn again up to ``retries`` times where it is a
-        training positive of its user."""
+        training positive of its user; from ``pool`` (items) if given, else from all the items allowed."""
+        pool = self.pool if pool is None else pool
         shape, users = users.shape, users.reshape(-1)
-        items = self.draw(users.shape, generator)
+        items = self.draw(users.shape, generator, pool)
         redraw = torch.arange(len(users), device=items.device)  # positions still to check: all, then the clashes
         for _ in range(retries):
             redraw = redraw[self.is_positive(users[redraw], items[redraw])]
             if not len(redraw):
                 break
-            items[redraw] = self.draw(redraw.shape, generator)
+            items[redraw] = self.draw(redraw.shape, generator, pool)
         return items.view(shape)
 
-    def draw(self, shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
-        return self.pool[torch.randint(len(self.pool), shape, generator=generator).to(self.pool.device)]
+    def draw(self, shape: torch.Size | tuple[int, ...], generator: torch.Generator,
+             pool: torch.Tensor | None = None) -> torch.Tensor:
+        """Items drawn uniformly from ``pool`` (default: all the items allowed)."""
+        pool = self.pool if pool is None else pool
+        return pool[torch.randint(len(pool), shape, generator=generator).to(pool.device)]
 
     def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """bool, True where (user, item) is a training pair."""
