@@ -53,62 +53,53 @@ def folder(size: str, work_dir: Path) -> tuple[str, Path]:
     return "synthetic", path
 
 
-def measure(size: str, work_dir: Path, propagation: str, steps: int, threads: int) -> dict:
-    """One (set, propagation) in this (fresh) process: load, split, time ``steps`` training steps."""
-    torch.set_num_threads(threads)
+def timed_steps(size: str, work_dir: Path, mode: str, steps: int, ranks: Ranks = Ranks()) -> dict:
+    """Load ``size``, draw its warm split (seed 0), build the default model in ``mode``, run 2 warm-up steps and
+    time ``steps`` optimizer steps of ``train_epoch`` on the same random pairs for every rank (each takes its
+    shard); with several ``ranks`` (a process group is up) the model is DDP-wrapped, as Ray Train wraps it."""
     name, path = folder(size, work_dir)
     started = time.perf_counter()
     dataset = load_dataset(name, path)
     loaded = time.perf_counter() - started
-    config = TrainConfig.from_dict({"dataset": name, "batch_size": BATCH, **MODES[propagation]})
+    config = TrainConfig.from_dict({"dataset": name, "batch_size": BATCH, **MODES[mode]})
     split = make_split(dataset, "warm", 0)
     torch.manual_seed(0)
     model = build_model(config, dataset)
+    trained = torch.nn.parallel.DistributedDataParallel(model) if ranks.size > 1 else model
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     inputs = ModelInputs.build(dataset, split.train)
     sampler = NegativeSampler(split.train, training_items(dataset, split), dataset.num_items)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(ranks.seed(0))
     train = torch.as_tensor(split.train)
-    pairs = train[torch.randperm(len(train), generator=generator)[: BATCH * (steps + 2)]]
-    train_epoch(model, optimizer, inputs, pairs[: 2 * BATCH], sampler, config, generator)  # warm-up
+    pairs = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[: BATCH * (steps + 2)]]
+    line_up = torch.distributed.barrier if ranks.size > 1 else lambda: None
+    train_epoch(trained, optimizer, inputs, pairs[: 2 * BATCH], sampler, config, generator, ranks)  # warm-up
+    line_up()
     started = time.perf_counter()
-    done = train_epoch(model, optimizer, inputs, pairs[2 * BATCH:], sampler, config, generator)
+    done = train_epoch(trained, optimizer, inputs, pairs[2 * BATCH:], sampler, config, generator, ranks)
+    line_up()
     step = (time.perf_counter() - started) / done.steps
-    return {"set": size, "propagation": propagation, "users": dataset.num_users, "items": dataset.num_items,
-            "pairs": len(split.train), "load_s": loaded, "step_s": step, "epoch_s": step * len(split.train) / BATCH,
+    return {"set": size, "propagation": mode, "users": dataset.num_users, "items": dataset.num_items,
+            "pairs": len(split.train), "load_s": loaded, "steps": done.steps, "step_s": step,
+            "epoch_s": step * len(split.train) / BATCH,
             "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+
+
+def measure(size: str, work_dir: Path, mode: str, steps: int, threads: int) -> dict:
+    """One (set, mode) in this (fresh) process."""
+    torch.set_num_threads(threads)
+    return timed_steps(size, work_dir, mode, steps)
 
 
 def data_parallel(rank: int, workers: int, threads: int, size: str, work_dir: Path, steps: int, port: int,
                   results: dict) -> None:
-    """One rank of a torch DDP run over gloo, as Ray Train sets one up (same ``train_epoch``, same wrapper):
-    ``steps`` optimizer steps of the global batch on its shard of the same random pairs; rank 0 records the
-    seconds per step."""
+    """One rank of a torch DDP run over gloo, as Ray Train sets one up, in sampled mode; rank 0 records."""
     torch.set_num_threads(threads)
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                                          world_size=workers)
-    name, path = folder(size, work_dir)
-    dataset = load_dataset(name, path)
-    config = TrainConfig.from_dict({"dataset": name, "batch_size": BATCH, **MODES["sampled"]})
-    split = make_split(dataset, "warm", 0)
-    torch.manual_seed(0)
-    model = build_model(config, dataset)
-    wrapped = torch.nn.parallel.DistributedDataParallel(model) if workers > 1 else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    inputs = ModelInputs.build(dataset, split.train)
-    sampler = NegativeSampler(split.train, training_items(dataset, split), dataset.num_items)
-    ranks = Ranks(rank, workers)
-    generator = torch.Generator().manual_seed(ranks.seed(0))
-    train = torch.as_tensor(split.train)
-    pairs = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[: BATCH * (steps + 2)]]
-    train_epoch(wrapped, optimizer, inputs, pairs[: 2 * BATCH], sampler, config, generator, ranks)  # warm-up
-    torch.distributed.barrier()
-    started = time.perf_counter()
-    done = train_epoch(wrapped, optimizer, inputs, pairs[2 * BATCH:], sampler, config, generator, ranks)
-    torch.distributed.barrier()
+    row = timed_steps(size, work_dir, "sampled", steps, Ranks(rank, workers))
     if rank == 0:
-        results[workers, threads] = ((time.perf_counter() - started) / done.steps, done.steps,
-                                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+        results[workers, threads] = (row["step_s"], row["steps"], row["peak_gb"])
     torch.distributed.destroy_process_group()
 
 

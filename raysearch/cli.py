@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command (``args.run(args, argv)`` runs the chosen one)."""
     data = argparse.ArgumentParser(add_help=False)
-    data.add_argument("--data-dir", help="folder holding ml-100k/ and ml-1m/ "
+    data.add_argument("--data-dir", help="folder holding ml-100k/, ml-1m/, ..., synthetic/ "
                       "(default: $RAYSEARCH_DATA_DIR, else ~/.cache/raysearch)")
     data.add_argument("--download", action="store_true", help="fetch the GroupLens archive if files are missing")
     storage = argparse.ArgumentParser(add_help=False)
