@@ -72,8 +72,7 @@ class SampledGraph(NamedTuple):
     """One training step's propagation around its seed nodes (see :func:`sample_neighbours`): exact sampled
     products for the seeds, the other nodes' deeper layers from a history of earlier outputs (GNNAutoScale)."""
 
-    nodes: torch.Tensor  # [c] sorted global ids of the context: the seeds and their sampled neighbours
-    seeds: torch.Tensor  # [s] positions of the seeds in ``nodes`` (increasing)
+    seeds: torch.Tensor  # [s] positions of the seeds among the context nodes (sorted global ids; increasing)
     matrix: torch.Tensor  # sparse CSR [s, c]: the seeds' sampled, weighted rows of the normalised adjacency
     transposed: torch.Tensor  # sparse CSR [c, s], its transpose (for the gradient)
     history: tuple[torch.Tensor, ...]  # per layer 1..L-1: [c, d] outputs of the context nodes, no gradient

@@ -49,7 +49,7 @@ class ModelInputs:
         takes their new outputs; returns them with the seeds' sorted global ids (a node's row is
         ``torch.searchsorted(ids, node)``)."""
         nodes, positions, matrix, transposed = sample_neighbours(self.adjacency, seeds.reshape(-1), fanout, generator)
-        graph = SampledGraph(nodes, positions, matrix, transposed, history.gather(nodes))
+        graph = SampledGraph(positions, matrix, transposed, history.gather(nodes))
         users = nodes[nodes < self.num_users]
         items = nodes[len(users):] - self.num_users
         reps = model(graph, self.known[nodes], select_bags(self.user_bags, users), select_bags(self.item_bags, items),
