@@ -85,6 +85,8 @@ class TrainConfig:
         check("learning_rate", self.learning_rate, 0 < self.learning_rate <= 1e3,
               "must be in (0, 1000]")  # Adam's float32 step overflows near 1e38
         check("weight_decay", self.weight_decay, self.weight_decay >= 0, "must be >= 0")
+        check("weight_decay", self.weight_decay, self.weight_decay == 0 or not getattr(own, "sparse_ids", False),
+              "must be 0 with sparse_ids=true (SparseAdam has no weight decay)")
         check("split", self.split, "users" not in self.cold_sides() or self.dataset not in WITHOUT_USER_ATTRIBUTES,
               f"holds out cold users, which only user attributes could represent, and {self.dataset} has none "
               "(GroupLens publishes none for it): use warm or item_cold")

@@ -56,6 +56,8 @@ class GCNSettings(Settings):
     # their sampled neighbours and a history of the layers below); evaluation always propagates the whole graph
     fanout: int = 10  # propagation=sampled: neighbours drawn per node (all of them for nodes with fewer)
     negative_pool: int = 0  # > 0: each step's negatives are drawn from one pool of this many items (shared negatives)
+    sparse_ids: bool = False  # propagation=sampled: ID embeddings get sparse gradients and a lazy Adam (SparseAdam),
+    # so a step updates only the rows it touched, not the whole catalogue (needs weight_decay 0)
 
     def __post_init__(self) -> None:
         check("num_layers", self.num_layers, 0 <= self.num_layers <= 8, "must be in 0..8")
@@ -68,6 +70,8 @@ class GCNSettings(Settings):
         check_choice("propagation", self.propagation, PROPAGATIONS)
         check("fanout", self.fanout, self.fanout >= 1, "must be >= 1")
         check("negative_pool", self.negative_pool, self.negative_pool >= 0, "must be >= 0 (0: no pool)")
+        check("sparse_ids", self.sparse_ids, not self.sparse_ids or self.propagation == "sampled",
+              "needs propagation=sampled (a full propagation touches every ID row at every step)")
         check("contrastive_weight", self.contrastive_weight, self.contrastive_weight >= 0, "must be >= 0")
         check("temperature", self.temperature, self.temperature > 0, "must be > 0")
         check("contrastive_pairs", self.contrastive_pairs, self.contrastive_pairs >= 1, "must be >= 1")

@@ -10,8 +10,9 @@ from raysearch.config import TrainConfig
 from raysearch.data.protocols import make_split
 from raysearch.model.graph import bipartite_adjacency, sample_neighbours, segments, sparse_matmul
 from raysearch.train.fit import fit
-from raysearch.train.fusion_gcn import build_model
-from raysearch.train.inputs import History, ModelInputs, NegativeSampler, select_bags
+from raysearch.errors import ConfigError
+from raysearch.train.fusion_gcn import build_model, make_optimizer, run_epochs, train_epoch
+from raysearch.train.inputs import History, ModelInputs, NegativeSampler, select_bags, training_items
 from raysearch.testing.datasets import tiny_dataset
 
 TINY = dict(embedding_dim=8, num_layers=2, batch_size=16, epochs=30, patience=30, learning_rate=0.05,
@@ -76,27 +77,29 @@ def test_sampled_forward_with_a_covering_fanout_and_a_fresh_history_equals_the_f
     model = build_model(config, dataset).eval()
     full = inputs.forward(model)
     history = History(model, inputs)
-    assert [tuple(layer.shape) for layer in history.layers] == [(22, 8), (22, 8)]  # layers 1 and 2 of all nodes
+    assert history.table.shape == (22, 3, 8)  # inputs of layers 1-3 of all nodes
     seeds = torch.tensor([5, 0, dataset.num_users + 8, dataset.num_users + 1, 0])
     sampled, ids = inputs.sampled_forward(model, seeds, 100, history, torch.Generator())
     assert ids.tolist() == sorted(set(seeds.tolist()))
+    assert len(sampled.user_weights) + len(sampled.item_weights) == len(ids)  # only the seeds are computed
     assert torch.allclose(sampled.nodes, full.nodes[ids], atol=1e-5)
     assert torch.allclose(sampled.attributes, full.attributes[ids], atol=1e-6)
-    assert all(torch.allclose(layer[ids], fresh[ids], atol=1e-5) for layer, fresh in zip(history.layers, full.layers))
+    assert all(torch.allclose(layer[ids], fresh[ids], atol=1e-5)
+               for layer, fresh in zip(history.table.unbind(1), full.layers))
 
 
-def test_a_sampled_step_reads_the_history_beyond_its_first_layer_and_writes_its_seeds_back():
-    """Two layers: a seed's second layer is its sampled row times its neighbours' first layer, read from the
-    history; an outdated history (zeros) changes it, and the step then stores the seed's new first layer."""
+def test_a_sampled_step_reads_its_neighbours_inputs_from_the_history_and_writes_its_seeds_back():
+    """A seed's first layer is its sampled row times its neighbours' inputs (ID + attributes), read from the
+    history; an outdated history (zeros) changes it, and the step then stores the seed's new input."""
     dataset = tiny_dataset()
     inputs = ModelInputs.build(dataset, make_split(dataset, "warm", 0).train)
     model = build_model(TrainConfig.from_dict({**TINY, "fanout": 100}), dataset).eval()
     history = History(model, inputs)
     exact, _ = inputs.sampled_forward(model, torch.tensor([3]), 100, history, torch.Generator())
-    history.layers[0].zero_()
+    history.table[:, 0].zero_()
     stale, _ = inputs.sampled_forward(model, torch.tensor([3]), 100, history, torch.Generator())
     assert not torch.allclose(stale.nodes, exact.nodes)
-    assert history.layers[0][3].abs().sum() > 0 and history.layers[0][4].abs().sum() == 0
+    assert history.table[3, 0].abs().sum() > 0 and history.table[4, 0].abs().sum() == 0
 
 
 def test_negatives_from_a_pool_come_from_it_and_avoid_training_positives():
@@ -112,3 +115,43 @@ def test_sampled_training_learns_and_ranks_cold_items_from_their_attributes(tiny
     result = fit(config, tiny, make_split(tiny, "item_cold", 1))
     losses = [row["loss"] for row in result.history]
     assert losses[-1] < 0.6 * losses[0] and result.test["hit@3"] == pytest.approx(1.0)
+
+
+def test_sparse_ids_update_only_the_id_rows_a_step_touched(tiny):
+    """One step on user a's pair, then one on user b's: the second moves b's ID row and leaves a's where the first
+    put it (a lazy Adam: Adam's momentum would move every row that ever had a gradient, at every step)."""
+    config = TrainConfig.from_dict({**TINY, "sparse_ids": True, "id_dropout": 0.0, "batch_size": 1,
+                                    "num_negatives": 1, "negative_pool": 1})
+    split = make_split(tiny, "warm", 0)
+    model = build_model(config, tiny)
+    optimizer = make_optimizer(model, config)
+    inputs = ModelInputs.build(tiny, split.train)
+    sampler = NegativeSampler(split.train, training_items(tiny, split), tiny.num_items)
+    train = torch.as_tensor(split.train)
+    a, b = train[0], train[train[:, 0] != train[0, 0]][0]
+    rows = [model.user_id.weight.detach().clone()]
+    for pair in (a, b):
+        train_epoch(model, optimizer, inputs, pair.unsqueeze(0), sampler, config, torch.Generator())
+        rows.append(model.user_id.weight.detach().clone())
+    assert model.user_id.weight.grad.is_sparse
+    moved = [torch.nonzero((after != before).any(1)).squeeze(1).tolist() for before, after in zip(rows, rows[1:])]
+    assert moved == [[int(a[0])], [int(b[0])]]
+
+
+def test_sparse_ids_runs_resume_with_both_optimizers(tiny):
+    split = make_split(tiny, "item_cold", 1)
+    config = TrainConfig.from_dict({**TINY, "sparse_ids": True, "epochs": 1})
+    checkpoints = []
+    run_epochs(config, tiny, split, lambda metrics, checkpoint, improved: checkpoints.append(checkpoint()))
+    assert len(checkpoints[0]["optimizer"]["optimizers"]) == 2  # Adam, then SparseAdam over the ID tables
+    resumed = run_epochs(config.updated({"epochs": 2}), tiny, split, resume=checkpoints[0]).progress
+    assert [row["epoch"] for row in resumed.history] == [2]
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"propagation": "full"}, "sparse_ids' = True needs propagation=sampled"),
+    ({"weight_decay": 1e-4}, "weight_decay' = 0.0001 must be 0 with sparse_ids=true"),
+])
+def test_sparse_ids_are_refused_where_they_cannot_work(change, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        TrainConfig.from_dict({**TINY, "sparse_ids": True, **change})

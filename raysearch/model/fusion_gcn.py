@@ -81,13 +81,13 @@ class AdaptiveFusion(nn.Module):
 
 class Representations(NamedTuple):
     """Everything one forward pass yields, for all ``N = num_users + num_items`` nodes (a sampled pass: for its
-    seeds; its fusion weights are those of its context's users and items)."""
+    seeds, users then items, and its fusion weights are those of the seeds)."""
 
     nodes: torch.Tensor  # [N, d] graph view: final user rows then item rows
     attributes: torch.Tensor  # [N, d] attribute view: fused fields only, no ID, no graph
     user_weights: torch.Tensor  # [num_users, F_user] fusion weights
     item_weights: torch.Tensor  # [num_items, F_item] fusion weights
-    layers: tuple[torch.Tensor, ...] = ()  # outputs of layers 1..L-1 ([N, d] each), for a sampled run's history
+    layers: tuple[torch.Tensor, ...] = ()  # inputs of layers 1..L ([N, d] each: x, then outputs 1..L-1), for a history
 
 
 class FusionGCN(nn.Module):
@@ -104,20 +104,22 @@ class FusionGCN(nn.Module):
             forward pass.
         user_tower, item_tower: how each side's fields are fused (see :class:`AdaptiveFusion`): ``linear`` or
             ``mlp``.
+        sparse_ids: the ID embeddings give sparse gradients (for a lazy optimizer such as ``SparseAdam``), which
+            pays off when a step looks up a few of their rows (a sampled step; a full pass reads them all).
     """
 
     def __init__(self, num_users: int, num_items: int, user_field_sizes: Sequence[int],
                  item_field_sizes: Sequence[int], embedding_dim: int = 64, num_layers: int = 3,
                  id_dropout: float = 0.2, fusion: str = "attention", user_tower: str = "linear",
-                 item_tower: str = "linear") -> None:
+                 item_tower: str = "linear", sparse_ids: bool = False) -> None:
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
         self.num_users = num_users
         self.num_items = num_items
         self.id_dropout = id_dropout
-        self.user_id = nn.Embedding(num_users, embedding_dim)
-        self.item_id = nn.Embedding(num_items, embedding_dim)
+        self.user_id = nn.Embedding(num_users, embedding_dim, sparse=sparse_ids)
+        self.item_id = nn.Embedding(num_items, embedding_dim, sparse=sparse_ids)
         sides = [] if fusion == "none" else [(user_field_sizes, user_tower), (item_field_sizes, item_tower)]
         self.fusions = nn.ModuleList(AdaptiveFusion(sizes, embedding_dim, attention=fusion == "attention", tower=tower)
                                      for sizes, tower in sides)
@@ -132,13 +134,13 @@ class FusionGCN(nn.Module):
 
     def forward(self, graph: Graph, known: torch.Tensor, user_bags: FieldBags, item_bags: FieldBags,
                 nodes: torch.Tensor | None = None) -> Representations:
-        """Representations of all ``N`` nodes, or of a sampled step's seeds.
+        """Representations of all ``N`` nodes, or of a sampled step's ``s`` seeds.
 
         graph: the normalised sparse ``[N, N]`` adjacency, or a :class:`~raysearch.model.graph.SampledGraph`
-            (its seeds' sampled rows over a context of ``c`` nodes, and the context's history);
-        known: bool ``[N]`` (``[c]``), True where a node has training edges; the bags: the entities' fields (of the
-            context's users and items only, when sampled); nodes: the context's sorted global ids ``[c]`` (users
-            first) when sampled, else None.
+            (its seeds' sampled rows over a context of ``c`` nodes, and the context's history of layer inputs);
+        known: bool ``[N]`` (``[s]``), True where a node has training edges; the bags: the entities' fields (of the
+            seeds' users and items only, when sampled); nodes: the seeds' sorted global ids ``[s]`` (users first)
+            when sampled, else None.
         """
         user_attr, user_weights, item_attr, item_weights = self._fuse(user_bags, item_bags)
         attributes = torch.cat([user_attr, item_attr])
@@ -146,27 +148,25 @@ class FusionGCN(nn.Module):
         if self.training and self.id_dropout > 0:
             keep = known & (torch.rand(known.shape, device=known.device) >= self.id_dropout)
         x = self._ids(nodes) * keep.unsqueeze(1) + attributes
-        outputs, rows = self._propagate(graph, x)
-        known, keep, attributes, x = known[rows], keep[rows], attributes[rows], x[rows]
+        outputs = self._propagate(graph, x)
         total = x
         for output in outputs:  # summed in layer order, as the layers are computed
             total = total + output
         layers = 1 + len(self.convs) * known.unsqueeze(1)
         final = torch.where(keep.unsqueeze(1), total / layers, attributes)
-        return Representations(final, attributes, user_weights, item_weights, tuple(outputs[:-1]))
+        inputs = (x, *outputs[:-1]) if outputs else ()
+        return Representations(final, attributes, user_weights, item_weights, inputs)
 
-    def _propagate(self, graph: Graph, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | slice]:
-        """Each layer's output (of all nodes, or of the seeds) and the rows of ``x`` they belong to. Sampled, a
-        layer's input is the history of the context with the seeds' rows fresh (GNNAutoScale)."""
+    def _propagate(self, graph: Graph, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's output for the rows of ``x``. Sampled, a layer's input is the context's history with the
+        seeds' rows fresh (GNNAutoScale), so a step computes nothing for the context beyond its seeds."""
         if not isinstance(graph, SampledGraph):
-            outputs = [x := conv(x, graph) for conv in self.convs]
-            return outputs, slice(None)
+            return [x := conv(x, graph) for conv in self.convs]
         outputs = []
-        for layer in range(len(self.convs)):
-            outputs.append(sparse_matmul(graph.matrix, graph.transposed, x))
-            if layer + 1 < len(self.convs):
-                x = graph.history[layer].index_copy(0, graph.seeds, outputs[-1])
-        return outputs, graph.seeds
+        for history in graph.history:
+            x = sparse_matmul(graph.matrix, graph.transposed, history.index_copy(0, graph.seeds, x))
+            outputs.append(x)
+        return outputs
 
     def _ids(self, nodes: torch.Tensor | None) -> torch.Tensor:
         """ID embeddings ``[N, d]`` of all nodes, or ``[n, d]`` of the sorted global ids ``nodes``."""

@@ -70,12 +70,12 @@ def segments(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 class SampledGraph(NamedTuple):
     """One training step's propagation around its seed nodes (see :func:`sample_neighbours`): exact sampled
-    products for the seeds, the other nodes' deeper layers from a history of earlier outputs (GNNAutoScale)."""
+    products for the seeds, the other nodes' layer inputs from a history of earlier ones (GNNAutoScale)."""
 
     seeds: torch.Tensor  # [s] positions of the seeds among the context nodes (sorted global ids; increasing)
     matrix: torch.Tensor  # sparse CSR [s, c]: the seeds' sampled, weighted rows of the normalised adjacency
     transposed: torch.Tensor  # sparse CSR [c, s], its transpose (for the gradient)
-    history: tuple[torch.Tensor, ...]  # per layer 1..L-1: [c, d] outputs of the context nodes, no gradient
+    history: tuple[torch.Tensor, ...]  # per layer 1..L: [c, d] inputs of the context nodes, no gradient
 
 
 def sample_neighbours(adjacency: torch.Tensor, seeds: torch.Tensor, fanout: int,
@@ -100,8 +100,9 @@ def sample_neighbours(adjacency: torch.Tensor, seeds: torch.Tensor, fanout: int,
     rows = torch.cat([torch.repeat_interleave(quiet_rows, degree[quiet]), busy_rows.repeat_interleave(fanout)])
     weight = values[slots] * torch.cat([torch.ones(int(degree[quiet].sum()), device=values.device),
                                         (degree[busy] / fanout).repeat_interleave(fanout).to(values.dtype)])
-    nodes = torch.unique(torch.cat([seeds, col[slots]]))
-    columns, positions = torch.searchsorted(nodes, col[slots]), torch.searchsorted(nodes, seeds)
+    neighbours = col[slots]
+    nodes = torch.unique(torch.cat([seeds, neighbours]))
+    columns, positions = torch.searchsorted(nodes, neighbours), torch.searchsorted(nodes, seeds)
     with warnings.catch_warnings():  # torch flags sparse CSR as beta on every construction
         warnings.simplefilter("ignore", UserWarning)
         matrix, transposed = (torch.sparse_coo_tensor(torch.stack(pair), weight, size).coalesce().to_sparse_csr()

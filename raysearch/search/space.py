@@ -183,7 +183,23 @@ class SearchSpace:
     def with_resources(self, **changes: Any) -> "SearchSpace":
         """Resources changed by the values that are not None (command-line flags left out are None)."""
         given = {k: v for k, v in changes.items() if v is not None}
-        return dataclasses.replace(self, resources=dataclasses.replace(self.resources, **given))
+        return check_resources(dataclasses.replace(self, resources=dataclasses.replace(self.resources, **given)))
+
+
+def check_resources(space: SearchSpace) -> SearchSpace:
+    """``space`` if its trials can run on its resources: several workers need a data-parallel model, and over NCCL
+    (GPUs) dense gradients, since NCCL has no sparse all-reduce."""
+    config, scaling = space.config, space.resources
+    if not config.spec.data_parallel and scaling.workers_per_trial != 1:
+        raise ConfigError(f"{space.source}: resources.workers_per_trial = {scaling.workers_per_trial}: model "
+                          f"{config.model!r} trains on one worker; set workers_per_trial: 1")
+    sparse = {getattr(config.settings, "sparse_ids", False)} | {
+        v for p in space.params if p.key == "sparse_ids" for v in p.values}
+    if True in sparse and scaling.use_gpu and scaling.workers_per_trial > 1:
+        raise ConfigError(f"{space.source}: sparse_ids: true with resources.use_gpu and workers_per_trial = "
+                          f"{scaling.workers_per_trial}: NCCL has no sparse all-reduce; set sparse_ids: false or "
+                          "workers_per_trial: 1")
+    return space
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -230,9 +246,7 @@ def parse_space(document: Any, source: str) -> SearchSpace:
             if not p.contains(value):
                 raise ConfigError(f"{source}: experiment.evaluate_config: config value {p.key} = {value!r} lies outside "
                                   f"params.{p.key}; set it inside the range or set evaluate_config: false")
-    if not config.spec.data_parallel and space.resources.workers_per_trial != 1:
-        raise ConfigError(f"{source}: resources.workers_per_trial = {space.resources.workers_per_trial}: model "
-                          f"{config.model!r} trains on one worker; set workers_per_trial: 1")
+    check_resources(space)
     for p in params:  # every corner of the space must be a valid config
         for corner in ({p.key: p.low}, {p.key: p.high}) if p.type != "choice" else ({p.key: v} for v in p.values):
             try:

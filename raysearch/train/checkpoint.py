@@ -18,6 +18,7 @@ from raysearch.config import TrainConfig
 from raysearch.data.movielens import Dataset
 from raysearch.errors import DataError
 from raysearch.model.fusion_gcn import FusionGCN
+from raysearch.train.optimizers import Optimizer
 
 CHECKPOINT_FILE = "checkpoint.pt"  # a run's best checkpoint; also the file of every Ray Train checkpoint
 FORMAT = "raysearch-checkpoint/2"  # 2: fusion modules in ``fusions``, ``fusion`` argument
@@ -36,11 +37,12 @@ def model_args(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
         "embedding_dim": config.embedding_dim, "num_layers": config.settings.num_layers,
         "id_dropout": config.settings.id_dropout, "fusion": config.settings.fusion,
         "user_tower": config.settings.user_tower, "item_tower": config.settings.item_tower,
+        "sparse_ids": config.settings.sparse_ids,
     }
 
 
 def make_checkpoint(model: FusionGCN, config: TrainConfig, dataset: Dataset, train: torch.Tensor,
-                    epoch: int, metrics: dict[str, float], optimizer: torch.optim.Optimizer | None = None) -> dict:
+                    epoch: int, metrics: dict[str, float], optimizer: Optimizer | None = None) -> dict:
     """The plain-dict checkpoint of ``model`` at ``epoch`` (tensors are cloned, so later steps don't change it)."""
     fields = {
         side: [{**f.vocabulary(), "tokens": torch.tensor(f.tokens), "offsets": torch.tensor(f.offsets)}

@@ -26,6 +26,7 @@ from raysearch.registry import GCNSettings
 from raysearch.train.checkpoint import make_checkpoint, model_args
 from raysearch.train.inputs import History, ModelInputs, NegativeSampler, training_items
 from raysearch.train.loop import EpochLoss, Fitted, Progress, Reporter, early_stopping, sgd_epoch
+from raysearch.train.optimizers import Optimizer, Optimizers
 from raysearch.train.ranks import Ranks
 
 RANKING_LOSSES = {"bpr": bpr_loss, "softmax": sampled_softmax_loss}
@@ -46,7 +47,19 @@ def build_model(config: TrainConfig, dataset: Dataset) -> FusionGCN:
     return FusionGCN(**model_args(config, dataset))
 
 
-def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, inputs: ModelInputs,
+def make_optimizer(model: FusionGCN, config: TrainConfig) -> Optimizer:
+    """Adam over every parameter; with ``sparse_ids``, SparseAdam (a lazy Adam: moments and rows move only where a
+    step has gradients) over the ID tables beside Adam over the rest, so a sampled step's update costs what it
+    touched rather than the catalogue."""
+    if not config.settings.sparse_ids:
+        return torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    ids = [model.user_id.weight, model.item_id.weight]
+    rest = [p for name, p in model.named_parameters() if name not in ("user_id.weight", "item_id.weight")]
+    return Optimizers(torch.optim.Adam(rest, lr=config.learning_rate),
+                      torch.optim.SparseAdam(ids, lr=config.learning_rate))
+
+
+def train_epoch(model: torch.nn.Module, optimizer: Optimizer, inputs: ModelInputs,
                 train: torch.Tensor, sampler: NegativeSampler, config: TrainConfig, generator: torch.Generator,
                 ranks: Ranks = Ranks(), scaler: torch.amp.GradScaler | None = None) -> EpochLoss:
     """One pass over this rank's shard of the training pairs, shuffled by its own ``generator``.
@@ -172,7 +185,7 @@ def run_epochs(config: TrainConfig, dataset: Dataset, split: Split, reporter: Re
     model = build_model(config, dataset)
     if ranks.rank:
         torch.manual_seed(ranks.seed(config.seed))  # ID dropout draws from torch's global stream
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, config)
     progress = Progress()
     if resume is not None:
         model.load_state_dict(resume["state_dict"])

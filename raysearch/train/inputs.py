@@ -45,37 +45,40 @@ class ModelInputs:
     def sampled_forward(self, model: torch.nn.Module, seeds: torch.Tensor, fanout: int, history: "History",
                         generator: torch.Generator) -> tuple[Representations, torch.Tensor]:
         """The representations of the node ids ``seeds`` (any shape) from their sampled neighbours (see
-        :func:`~raysearch.model.graph.sample_neighbours`) and, beyond the first layer, ``history``, which then
-        takes their new outputs; returns them with the seeds' sorted global ids (a node's row is
-        ``torch.searchsorted(ids, node)``)."""
+        :func:`~raysearch.model.graph.sample_neighbours`), whose layer inputs come from ``history``, which then
+        takes the seeds' new ones; returns them with the seeds' sorted global ids (a node's row is
+        ``torch.searchsorted(ids, node)``). Only the seeds are computed (IDs, attributes, layers), so a step's cost
+        depends on the batch and the fan-out, not on the graph."""
         nodes, positions, matrix, transposed = sample_neighbours(self.adjacency, seeds.reshape(-1), fanout, generator)
-        graph = SampledGraph(positions, matrix, transposed, history.gather(nodes))
-        users = nodes[nodes < self.num_users]
-        items = nodes[len(users):] - self.num_users
-        reps = model(graph, self.known[nodes], select_bags(self.user_bags, users), select_bags(self.item_bags, items),
-                     nodes)
-        history.push(nodes[positions], reps.layers)
-        return reps, nodes[positions]
+        seeds = nodes[positions]
+        users = seeds[seeds < self.num_users]
+        items = seeds[len(users):] - self.num_users
+        reps = model(SampledGraph(positions, matrix, transposed, history.gather(nodes)), self.known[seeds],
+                     select_bags(self.user_bags, users), select_bags(self.item_bags, items), seeds)
+        history.push(seeds, reps.layers)
+        return reps, seeds
 
 
 class History:
-    """Every node's outputs of layers 1..L-1 as last computed (GNNAutoScale's histories, Fey et al. 2021): a sampled
-    step computes its seeds' layers from their sampled neighbours' outputs of the layer below, read here, so its
-    cost depends on the batch and the fan-out, not on the graph. Refreshed from an exact full propagation at every
-    epoch's start, and by every step for its seeds."""
+    """Every node's inputs of layers 1..L (its ID + attributes, then the outputs of layers 1..L-1) as last computed
+    (GNNAutoScale's histories, Fey et al. 2021): a sampled step computes its seeds' layers from their sampled
+    neighbours' inputs, read here, so its cost depends on the batch and the fan-out, not on the graph. Refreshed
+    from an exact full propagation at every epoch's start, and by every step for its seeds."""
 
     def __init__(self, model: torch.nn.Module, inputs: ModelInputs) -> None:
         training = model.training
         with torch.no_grad():
-            self.layers = [layer.clone() for layer in inputs.forward(model.eval()).layers]
+            layers = inputs.forward(model.eval()).layers
         model.train(training)
+        self.table = torch.stack(layers, 1) if layers else torch.empty(len(inputs.known), 0, 0)  # [N, L, d]
 
     def gather(self, nodes: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(layer[nodes] for layer in self.layers)
+        """Each layer's inputs ``[c, d]`` of the nodes ``nodes`` (one read of their rows of every layer)."""
+        return tuple(self.table[nodes].unbind(1))
 
-    def push(self, nodes: torch.Tensor, outputs: tuple[torch.Tensor, ...]) -> None:
-        for layer, output in zip(self.layers, outputs):
-            layer[nodes] = output.detach().to(layer.dtype)
+    def push(self, nodes: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> None:
+        if inputs:
+            self.table[nodes] = torch.stack(inputs, 1).detach().to(self.table.dtype)
 
 
 def select_bags(bags: Bags, index: torch.Tensor) -> Bags:

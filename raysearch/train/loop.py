@@ -24,6 +24,7 @@ from raysearch.data.protocols import EvalTask, Split, eval_tasks
 from raysearch.errors import TrainingDiverged
 from raysearch.evaluation.scoring import Scorer, by_part, ranking_totals
 from raysearch.train.checkpoint import baseline_checkpoint
+from raysearch.train.optimizers import Optimizer
 from raysearch.train.ranks import Ranks
 
 USERS = "users"  # the count :func:`validate` adds up with the metric sums
@@ -131,7 +132,7 @@ def validate(config: TrainConfig, dataset: Dataset, tasks: dict[str, EvalTask], 
     return by_part(tasks, score)
 
 
-def sgd_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable[torch.Tensor],
+def sgd_epoch(model: torch.nn.Module, optimizer: Optimizer, batches: Iterable[torch.Tensor],
               loss: Callable[[torch.Tensor], torch.Tensor], scaler: torch.amp.GradScaler | None = None) -> EpochLoss:
     """One optimizer step per batch on ``loss(batch)`` (scaled by ``scaler`` for fp16); the mean loss."""
     scaler = scaler or torch.amp.GradScaler("cpu", enabled=False)
