@@ -14,13 +14,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from raysearch.config import TrainConfig
+from raysearch.data.features import Field, content_matrix
 from raysearch.data.movielens import user_attribute_tokens
 from raysearch.errors import ConfigError, DataError
-from raysearch.model.graph import bipartite_adjacency
+from raysearch.model.graph import nearest
 from raysearch.search.storage import Location, copy_dir, local_copy, resolve
 from raysearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, model_from_checkpoint, save_checkpoint
 from raysearch.train.inputs import ModelInputs
@@ -108,11 +110,20 @@ class Recommender:
         """Top-k for a new (cold) user described only by attributes, e.g. ``{"gender": "F", "age": "25"}``."""
         if not self.model.fusions:
             raise DataError("this model has no attribute fields (fusion: none), so it cannot score a new user")
-        tokens = user_attribute_tokens(attributes, self.checkpoint["user_fields"])
-        bags = [(torch.tensor(t), torch.tensor([0])) for t in tokens]
-        with torch.no_grad():
-            vector, _ = self.model.fusions[0](bags)
-        return self._top(self.item_vectors @ vector[0], k)
+        return self._top(self.item_vectors @ self.new_user_vector(
+            user_attribute_tokens(attributes, self.checkpoint["user_fields"])), k)
+
+    @torch.no_grad()
+    def new_user_vector(self, tokens: list[list[int]]) -> torch.Tensor:
+        """The ``[d]`` vector of a user without interactions, from one token bag per user field: its fused fields,
+        plus with ``user_neighbours`` the mix of its most similar known users' graph views, as in training."""
+        vector = self.model.fusions[0]([(torch.tensor(bag), torch.tensor([0])) for bag in tokens])[0][0]
+        if not self.config.settings.user_neighbours:
+            return vector
+        known = torch.nonzero(self.inputs.known[:self.model.num_users]).squeeze(1)
+        contents = [content_matrix(checkpoint_fields(self.checkpoint, "user", bags)) for bags in (tokens, None)]
+        _, column, weight = nearest(contents[0], contents[1][known], self.config.settings.user_neighbours)
+        return vector + weight @ self.reps.nodes[known[column]]
 
     def _top(self, scores: torch.Tensor, k: int) -> list[Recommendation]:
         if k < 1:
@@ -131,11 +142,19 @@ def parse_attributes(text: str, source: str = "--user-attrs") -> dict[str, str]:
 
 
 def checkpoint_inputs(checkpoint: dict) -> ModelInputs:
-    """Rebuild the model inputs (graph and attribute bags) from what a checkpoint carries."""
-    args = checkpoint["model_args"]
-    adjacency, known = bipartite_adjacency(checkpoint["train"].numpy(), args["num_users"], args["num_items"])
-    bags = {side: [(f["tokens"], f["offsets"][:-1]) for f in checkpoint[f"{side}_fields"]] for side in ("user", "item")}
-    return ModelInputs(adjacency, known, bags["user"], bags["item"])
+    """Rebuild the model inputs (graph, attribute bags, attribute neighbours) from what a checkpoint carries."""
+    args, own = checkpoint["model_args"], TrainConfig.from_dict(checkpoint["config"]).settings
+    return ModelInputs.from_fields(checkpoint_fields(checkpoint, "user"), checkpoint_fields(checkpoint, "item"),
+                                   checkpoint["train"].numpy(), (args["num_users"], args["num_items"]),
+                                   (own.user_neighbours, own.item_neighbours))
+
+
+def checkpoint_fields(checkpoint: dict, side: str, tokens: list[list[int]] | None = None) -> list[Field]:
+    """A side's attribute fields as the checkpoint stores them, or (``tokens``: one bag per field) one new entity's."""
+    stored = checkpoint[f"{side}_fields"]
+    bags = [(f["tokens"].numpy(), f["offsets"].numpy()) for f in stored] if tokens is None else \
+        [(np.array(bag, dtype=np.int64), np.array([0, len(bag)])) for bag in tokens]
+    return [Field(f["name"], f["kind"], tuple(f["vocab"]), f["size"], *bag) for f, bag in zip(stored, bags)]
 
 
 def load_model(path: str | os.PathLike | Location, endpoint: str | None = None) -> Recommender:

@@ -52,6 +52,9 @@ class GCNSettings(Settings):
     id_dropout: float = 0.2  # chance an entity's ID embedding is hidden in a step (teaches cold start)
     cold_weight: float = 1.0  # weight of the cold-path ranking loss: attribute view of one side vs graph view of the other
     distill_weight: float = 0.0  # weight of the distillation term: attribute views pulled to their own (fixed) graph views
+    user_neighbours: int = 0  # > 0: a user's attribute view adds the mean graph view of its k most similar known users
+    # by attributes (ties kept; cosine-weighted), so a cold user borrows its look-alikes' tastes; 0 = off
+    item_neighbours: int = 0  # the same for items
     propagation: str = "full"  # training steps propagate: full (the whole graph) | sampled (the batch's nodes from
     # their sampled neighbours and a history of the layers below); evaluation always propagates the whole graph
     fanout: int = 10  # propagation=sampled: neighbours drawn per node (all of them for nodes with fewer)
@@ -82,6 +85,13 @@ class GCNSettings(Settings):
               "needs attributes for the cold path: use cold_weight=0 with fusion=none")
         check("distill_weight", self.distill_weight, self.fusion != "none" or self.distill_weight == 0,
               "needs attributes to distil into: use distill_weight=0 with fusion=none")
+        for key in ("user_neighbours", "item_neighbours"):
+            value = getattr(self, key)
+            check(key, value, value >= 0, "must be >= 0 (0: no attribute neighbours)")
+            check(key, value, self.fusion != "none" or value == 0,
+                  f"needs attributes to find neighbours by: use {key}=0 with fusion=none")
+            check(key, value, self.propagation == "full" or value == 0,
+                  f"needs propagation=full (neighbours read the whole graph's views): use {key}=0 with sampled")
 
     def needs(self) -> frozenset[str]:
         """IDs only: a user or item without interactions has nothing to be represented by."""

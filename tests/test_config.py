@@ -88,6 +88,10 @@ def test_overrides_parse_yaml_scalars_and_coerce_ints_to_floats():
     ({"fusion": "none"}, "'contrastive_weight' = 0.1 needs attributes to contrast with"),
     ({"model": "deepfm", "mlp_dims": []}, "'mlp_dims' = () must be a non-empty list of widths >= 1"),
     ({"model": "lightgbm", "num_leaves": 1}, "'num_leaves' = 1 must be >= 2"),
+    ({"user_neighbours": -1}, "'user_neighbours' = -1 must be >= 0"),
+    ({"item_neighbours": 5, "propagation": "sampled"}, "'item_neighbours' = 5 needs propagation=full"),
+    ({"user_neighbours": 5, "fusion": "none", "contrastive_weight": 0, "cold_weight": 0},
+     "'user_neighbours' = 5 needs attributes to find neighbours by"),
 ])
 def test_bad_values_name_source_key_and_value(values, fragment):
     with pytest.raises(ConfigError) as err:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from raysearch.baselines.content import content_matrix, content_side, has_training, tower
+from raysearch.baselines.content import content_side, has_training, tower
 from raysearch.data import features
+from raysearch.data.features import content_matrix
 from raysearch.data.protocols import make_split
 from raysearch.testing.datasets import tiny_dataset
 

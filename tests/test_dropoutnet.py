@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from raysearch.baselines.content import content_matrix
 from raysearch.baselines.dropoutnet import DropoutNet, backbone
 from raysearch.config import TrainConfig
+from raysearch.data.features import content_matrix
 from raysearch.data.protocols import make_split
 from raysearch.testing.datasets import tiny_dataset
 

@@ -60,3 +60,16 @@ def test_a_trial_is_exported_only_from_a_trials_csv_that_names_its_checkpoint(tm
     with pytest.raises(DataError, match="trial 'a' kept no checkpoint \\(asha\\)"):
         export_model(tmp_path, tmp_path / "out", trial="a")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_new_user_gets_the_vector_a_cold_user_gets_in_training_attribute_neighbours_included(tiny, tmp_path):
+    config = TrainConfig.from_dict({"embedding_dim": 8, "num_layers": 1, "batch_size": 16, "epochs": 2, "topk": [3],
+                                    "metric": "ndcg@3", "contrastive_pairs": 16, "split": "user_cold",
+                                    "user_neighbours": 3})
+    split = make_split(tiny, "user_cold", 0)
+    save_checkpoint(fit(config, tiny, split).checkpoint, tmp_path / "experiment" / "best_checkpoint" / CHECKPOINT_FILE)
+    recommender = load_model(export_model(tmp_path / "experiment", tmp_path / "model"))
+    assert recommender.inputs.neighbours is not None
+    for user in split.cold_users["test"]:
+        tokens = [field.bag(user) for field in tiny.user_fields]
+        torch.testing.assert_close(recommender.new_user_vector(tokens), recommender.reps.nodes[user])

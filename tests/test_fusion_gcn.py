@@ -68,6 +68,21 @@ def test_cold_items_are_represented_by_their_attributes(tiny):
     assert reps.nodes[cold].norm(dim=1).min() > 0
 
 
+def test_attribute_neighbours_add_their_graph_views_to_a_cold_nodes_attribute_view(tiny):
+    """A cold item's representation is its fused fields plus the cosine-weighted mean graph view of its most similar
+    known items (the mix matrix's row); a known node keeps its graph view, and without neighbours nothing changes."""
+    model = build_model(TrainConfig.from_dict({"embedding_dim": 8}), tiny).eval()
+    split = make_split(tiny, "item_cold", 0)
+    plain = ModelInputs.build(tiny, split.train).forward(model)
+    inputs = ModelInputs.build(tiny, split.train, (3, 3))
+    reps = inputs.forward(model)
+    mix = inputs.neighbours[0].to_dense()
+    cold = torch.as_tensor(split.cold_items["test"]) + tiny.num_users
+    assert mix[cold].sum(1).allclose(torch.ones(len(cold))) and not mix[:, ~inputs.known].any()
+    torch.testing.assert_close(reps.nodes[cold], plain.attributes[cold] + mix[cold] @ plain.nodes)
+    torch.testing.assert_close(reps.nodes[inputs.known], plain.nodes[inputs.known])
+
+
 def test_gradients_reach_every_parameter(tiny):
     model = build_model(TrainConfig.from_dict({"embedding_dim": 8, "num_layers": 2}), tiny).train()
     split = make_split(tiny, "warm", 0)

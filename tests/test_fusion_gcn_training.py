@@ -25,8 +25,9 @@ def test_loss_decreases_and_model_beats_random_on_a_tiny_graph(tiny):
     assert result.test["hit@3"] == pytest.approx(1.0)
 
 
-def test_cold_items_are_ranked_by_attributes(tiny):
-    result = fit(tiny_config(id_dropout=0.5), tiny, make_split(tiny, "item_cold", 1))
+@pytest.mark.parametrize("neighbours", [0, 3])
+def test_cold_items_are_ranked_by_attributes(tiny, neighbours):
+    result = fit(tiny_config(id_dropout=0.5, item_neighbours=neighbours), tiny, make_split(tiny, "item_cold", 1))
     assert result.test["hit@3"] == pytest.approx(1.0)
 
 

@@ -41,16 +41,20 @@ def test_a_fanout_covering_every_neighbour_gives_the_exact_rows_and_their_transp
 
 
 def test_a_small_fanout_is_an_unbiased_estimate_of_the_row():
-    """User 0 has 4 neighbours and a fan-out of 1: one drawn with replacement, weighted by degree 4."""
+    """User 0 has 4 neighbours and a fan-out of 1: one drawn with replacement, weighted by degree 4; the mean of
+    4000 draws lies within 4 standard errors of the exact row (a seeded ``x``: the test does not depend on the
+    global random state)."""
     adjacency, _ = star_graph()
-    x = torch.randn(8, 3)
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
     generator = torch.Generator().manual_seed(0)
     draws = []
     for _ in range(4000):
         nodes, _, matrix, _ = sample_neighbours(adjacency, torch.tensor([0]), 1, generator)
         assert matrix._nnz() == 1  # one neighbour kept
         draws.append((matrix @ x[nodes])[0])
-    assert torch.allclose(torch.stack(draws).mean(0), (adjacency.to_dense() @ x)[0], atol=0.05)
+    draws = torch.stack(draws)
+    error = (draws.mean(0) - (adjacency.to_dense() @ x)[0]).abs()
+    assert (error < 4 * draws.std(0) / len(draws) ** 0.5).all()  # within 4 standard errors of the mean
 
 
 def test_a_node_without_edges_has_an_empty_row_and_is_nobodys_neighbour():

@@ -1,6 +1,6 @@
 """Content-KNN: the simplest non-learned cold-start reference, neighbours by attribute similarity.
 
-Content vectors (:func:`~raysearch.baselines.content.content_matrix`, L2-normalised) give the cosine
+Content vectors (:func:`~raysearch.data.features.content_matrix`, L2-normalised) give the cosine
 similarity of every entity to the entities with training pairs. On the item side (item_cold and warm) an
 item scores for a user the summed similarity of its ``k`` nearest training items that the user interacted
 with (item-KNN over content); on the user side (user_cold) a user scores an item by the summed similarity
@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from raysearch.baselines.content import content_matrix, content_side, has_training
+from raysearch.baselines.content import content_side, has_training
 from raysearch.config import TrainConfig
+from raysearch.data.features import content_matrix
 from raysearch.data.movielens import Dataset
 from raysearch.data.protocols import Split, eval_task
 from raysearch.evaluation.scoring import Scorer, evaluate

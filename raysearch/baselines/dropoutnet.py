@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raysearch.baselines.content import content_matrix, tower
+from raysearch.baselines.content import tower
 from raysearch.baselines.duif import vector_scorer
 from raysearch.config import TrainConfig
+from raysearch.data.features import content_matrix
 from raysearch.data.movielens import Dataset
 from raysearch.data.protocols import Split
 from raysearch.train.fusion_gcn import build_model, train_epoch

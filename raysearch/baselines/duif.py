@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from raysearch.baselines.content import content_matrix, content_side, tower
+from raysearch.baselines.content import content_side, tower
 from raysearch.config import TrainConfig
+from raysearch.data.features import content_matrix
 from raysearch.data.movielens import Dataset
 from raysearch.data.protocols import Split
 from raysearch.evaluation.scoring import Scorer

@@ -67,3 +67,17 @@ def _from_bags(name: str, kind: str, vocab: tuple[str, ...], size: int, bags: li
 def field_tensors(fields: Sequence[Field]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(tokens, offsets) tensor pairs in the layout ``nn.EmbeddingBag`` takes (offsets without the end)."""
     return [(torch.tensor(f.tokens), torch.tensor(f.offsets[:-1])) for f in fields]
+
+
+def content_matrix(fields: Sequence[Field]) -> torch.Tensor:
+    """Float ``[entities, sum of field sizes - 1 each]``: every field's bag as a mean-normalised multi-hot
+    (token 0, "unknown", left out), so each field weighs the same whatever its bag size."""
+    blocks = []
+    for field in fields:
+        counts = np.diff(field.offsets)
+        rows = np.repeat(np.arange(len(counts)), counts)
+        block = np.zeros((len(counts), field.size), dtype=np.float32)
+        np.add.at(block, (rows, field.tokens), 1.0)
+        block = block[:, 1:]
+        blocks.append(block / np.maximum(block.sum(1, keepdims=True), 1.0))
+    return torch.from_numpy(np.concatenate(blocks, 1))

@@ -3,7 +3,8 @@
 Node inputs are ``ID embedding + fused attributes``; a LightGCN-style stack of ``LGConv`` layers
 propagates them over the user-item training graph and the layer outputs are averaged. A node with no
 training edge (a cold user or item) has no usable ID and no neighbours, so its representation is its
-fused attributes alone. In training, ID dropout hides a random share of known nodes the same way
+fused attributes alone, or, with attribute neighbours, those plus the graph views of the known entities whose
+attributes are most like its own. In training, ID dropout hides a random share of known nodes the same way
 (DropoutNet-style), and the trainer's cross-view InfoNCE ties the attribute view to the graph view, so
 the attribute path learns to stand in for missing history.
 """
@@ -84,7 +85,8 @@ class Representations(NamedTuple):
     seeds, users then items, and its fusion weights are those of the seeds)."""
 
     nodes: torch.Tensor  # [N, d] graph view: final user rows then item rows
-    attributes: torch.Tensor  # [N, d] attribute view: fused fields only, no ID, no graph
+    attributes: torch.Tensor  # [N, d] attribute view, what a node without ID gets: its fused fields (plus, with
+    # attribute neighbours, the mix of their graph views)
     user_weights: torch.Tensor  # [num_users, F_user] fusion weights
     item_weights: torch.Tensor  # [num_items, F_item] fusion weights
     layers: tuple[torch.Tensor, ...] = ()  # inputs of layers 1..L ([N, d] each: x, then outputs 1..L-1), for a history
@@ -133,14 +135,17 @@ class FusionGCN(nn.Module):
             fusion.reset_parameters()
 
     def forward(self, graph: Graph, known: torch.Tensor, user_bags: FieldBags, item_bags: FieldBags,
-                nodes: torch.Tensor | None = None) -> Representations:
+                nodes: torch.Tensor | None = None,
+                neighbours: tuple[torch.Tensor, torch.Tensor] | None = None) -> Representations:
         """Representations of all ``N`` nodes, or of a sampled step's ``s`` seeds.
 
         graph: the normalised sparse ``[N, N]`` adjacency, or a :class:`~raysearch.model.graph.SampledGraph`
             (its seeds' sampled rows over a context of ``c`` nodes, and the context's history of layer inputs);
         known: bool ``[N]`` (``[s]``), True where a node has training edges; the bags: the entities' fields (of the
             seeds' users and items only, when sampled); nodes: the seeds' sorted global ids ``[s]`` (users first)
-            when sampled, else None.
+            when sampled, else None; neighbours: (full graph only) the row-normalised sparse ``[N, N]``
+            attribute-neighbour mix and its transpose (:func:`~raysearch.model.graph.attribute_neighbours`): a
+            node's attribute view then adds its neighbours' graph views to its fused fields.
         """
         user_attr, user_weights, item_attr, item_weights = self._fuse(user_bags, item_bags)
         attributes = torch.cat([user_attr, item_attr])
@@ -152,8 +157,10 @@ class FusionGCN(nn.Module):
         total = x
         for output in outputs:  # summed in layer order, as the layers are computed
             total = total + output
-        layers = 1 + len(self.convs) * known.unsqueeze(1)
-        final = torch.where(keep.unsqueeze(1), total / layers, attributes)
+        graph_view = total / (1 + len(self.convs) * known.unsqueeze(1))
+        if neighbours is not None:
+            attributes = attributes + sparse_matmul(*neighbours, graph_view)
+        final = torch.where(keep.unsqueeze(1), graph_view, attributes)
         inputs = (x, *outputs[:-1]) if outputs else ()
         return Representations(final, attributes, user_weights, item_weights, inputs)
 

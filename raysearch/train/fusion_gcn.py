@@ -199,7 +199,8 @@ def run_epochs(config: TrainConfig, dataset: Dataset, split: Split, reporter: Re
         raise ConfigError(f"mixed_precision=fp16 needs a CUDA device (training runs on {device.type}); "
                           "use bf16 or off")
     scaler = torch.amp.GradScaler(device.type, enabled=config.mixed_precision == "fp16")
-    inputs = ModelInputs.build(dataset, split.train).to(device)
+    own = config.settings
+    inputs = ModelInputs.build(dataset, split.train, (own.user_neighbours, own.item_neighbours)).to(device)
     train = torch.as_tensor(split.train, dtype=torch.long, device=device)
     sampler = NegativeSampler(split.train, training_items(dataset, split), dataset.num_items, device)
     progress = early_stopping(

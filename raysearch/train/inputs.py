@@ -4,15 +4,17 @@ negative sampler, and the items a training step may touch. Shared by FusionGCN, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from raysearch.data.features import field_tensors
+from raysearch.data.features import Field, content_matrix, field_tensors
 from raysearch.data.movielens import Dataset
 from raysearch.data.protocols import Split
 from raysearch.model.fusion_gcn import Representations
-from raysearch.model.graph import SampledGraph, bipartite_adjacency, sample_neighbours, segments
+from raysearch.model.graph import (SampledGraph, attribute_neighbours, bipartite_adjacency, sample_neighbours,
+                                   segments)
 
 Bags = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -25,22 +27,35 @@ class ModelInputs:
     known: torch.Tensor  # bool [N]: node has a training edge
     user_bags: Bags
     item_bags: Bags
+    neighbours: tuple[torch.Tensor, torch.Tensor] | None = None  # attribute-neighbour mix [N, N] and its transpose
 
     @classmethod
-    def build(cls, dataset: Dataset, train: np.ndarray) -> "ModelInputs":
-        adjacency, known = bipartite_adjacency(train, dataset.num_users, dataset.num_items)
-        return cls(adjacency, known, field_tensors(dataset.user_fields), field_tensors(dataset.item_fields))
+    def build(cls, dataset: Dataset, train: np.ndarray, neighbours: tuple[int, int] = (0, 0)) -> "ModelInputs":
+        """neighbours: ``k`` of the users' and of the items' attribute neighbours (0 = none)."""
+        return cls.from_fields(dataset.user_fields, dataset.item_fields, train, (dataset.num_users, dataset.num_items),
+                               neighbours)
+
+    @classmethod
+    def from_fields(cls, user_fields: Sequence[Field], item_fields: Sequence[Field], train: np.ndarray,
+                    sizes: tuple[int, int], neighbours: tuple[int, int] = (0, 0)) -> "ModelInputs":
+        """The same from the attribute fields and the numbers of users and items (what a checkpoint carries)."""
+        fields = (user_fields, item_fields)
+        adjacency, known = bipartite_adjacency(train, *sizes)
+        mix = attribute_neighbours([content_matrix(f) for f in fields], known, neighbours) if any(neighbours) else None
+        return cls(adjacency, known, *(field_tensors(f) for f in fields), mix)
 
     def to(self, device: torch.device) -> "ModelInputs":
         move = lambda bags: [(t.to(device), o.to(device)) for t, o in bags]  # noqa: E731
-        return ModelInputs(self.adjacency.to(device), self.known.to(device), move(self.user_bags), move(self.item_bags))
+        mix = None if self.neighbours is None else tuple(m.to(device) for m in self.neighbours)
+        return ModelInputs(self.adjacency.to(device), self.known.to(device), move(self.user_bags),
+                           move(self.item_bags), mix)
 
     @property
     def num_users(self) -> int:
         return len(self.user_bags[0][1])
 
     def forward(self, model: torch.nn.Module) -> Representations:
-        return model(self.adjacency, self.known, self.user_bags, self.item_bags)
+        return model(self.adjacency, self.known, self.user_bags, self.item_bags, neighbours=self.neighbours)
 
     def sampled_forward(self, model: torch.nn.Module, seeds: torch.Tensor, fanout: int, history: "History",
                         generator: torch.Generator) -> tuple[Representations, torch.Tensor]:
