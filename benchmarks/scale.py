@@ -41,7 +41,8 @@ from raysearch.train.ranks import Ranks
 RESULTS = Path(__file__).resolve().parent / "results"
 SYNTHETIC = {"synthetic-5m": Shape(), "synthetic-25m": Shape(users=162_000, items=59_000, ratings=25_000_000)}
 BATCH = 8192
-MODES = {"full": {}, "sampled": {"propagation": "sampled", "negative_pool": 1024, "sparse_ids": True}}  # its keys
+MODES = {"full": {"user_neighbours": 0},  # the graph's cost alone (and sampled propagation has no attribute neighbours)
+         "sampled": {"propagation": "sampled", "negative_pool": 1024, "sparse_ids": True, "user_neighbours": 0}}
 
 
 def folder(size: str, work_dir: Path) -> tuple[str, Path]:

@@ -47,7 +47,7 @@ def test_unknown_key_names_the_key_the_model_and_its_keys():
 def test_pins_fix_keys_and_refuse_contradictions():
     mf = TrainConfig.from_dict({"model": "mf", "fusion": "none", "num_layers": 3})  # the pin or the default: fine
     assert mf.settings == GCNSettings(num_layers=0, fusion="none", rec_loss="bpr", contrastive_weight=0.0,
-                                      id_dropout=0.0, cold_weight=0.0)
+                                      id_dropout=0.0, cold_weight=0.0, user_neighbours=0)
     assert TrainConfig(model="mf").settings.num_layers == 0
     with pytest.raises(ConfigError, match="key 'num_layers' = 2 contradicts model 'mf', which fixes num_layers=0"):
         TrainConfig.from_dict({"model": "mf", "num_layers": 2})
@@ -89,7 +89,9 @@ def test_overrides_parse_yaml_scalars_and_coerce_ints_to_floats():
     ({"model": "deepfm", "mlp_dims": []}, "'mlp_dims' = () must be a non-empty list of widths >= 1"),
     ({"model": "lightgbm", "num_leaves": 1}, "'num_leaves' = 1 must be >= 2"),
     ({"user_neighbours": -1}, "'user_neighbours' = -1 must be >= 0"),
-    ({"item_neighbours": 5, "propagation": "sampled"}, "'item_neighbours' = 5 needs propagation=full"),
+    ({"item_neighbours": 5, "user_neighbours": 0, "propagation": "sampled"}, "'item_neighbours' = 5 needs propagation=full"),
+    ({"propagation": "sampled"}, "'user_neighbours' = 10 needs propagation=full (neighbours read the whole graph's "
+                                 "views): use user_neighbours=0 with sampled"),
     ({"user_neighbours": 5, "fusion": "none", "contrastive_weight": 0, "cold_weight": 0},
      "'user_neighbours' = 5 needs attributes to find neighbours by"),
 ])
@@ -103,7 +105,8 @@ def test_what_each_model_can_score():
     assert TrainConfig.from_dict({"model": "popularity", "split": "user_cold"}).can_score()
     assert not TrainConfig.from_dict({"model": "popularity", "split": "item_cold"}).can_score()
     assert not TrainConfig.from_dict({"model": "mf", "split": "user_cold"}).can_score()  # through its pinned fusion
-    ids_only = TrainConfig.from_dict({"split": "item_cold", "fusion": "none", "contrastive_weight": 0, "cold_weight": 0})
+    ids_only = TrainConfig.from_dict({"split": "item_cold", "fusion": "none", "contrastive_weight": 0, "cold_weight": 0,
+                                      "user_neighbours": 0})
     assert not ids_only.can_score() and ids_only.cold_sides() == {"items"}
     assert TrainConfig.from_dict({"model": "deepfm", "split": "item_cold"}).can_score()
     mixed = TrainConfig.from_dict({"split": "mixed", "cold_user_share": 0.1})

@@ -51,7 +51,8 @@ def test_mlp_tower_starts_as_the_linear_fusion_and_then_combines_fields():
 
 
 def test_ids_only_model_has_no_fusion_and_rejects_unknown_fusions(tiny):
-    model = build_model(TrainConfig.from_dict({"fusion": "none", "contrastive_weight": 0, "cold_weight": 0}), tiny)
+    model = build_model(TrainConfig.from_dict({"fusion": "none", "contrastive_weight": 0, "cold_weight": 0,
+                                                "user_neighbours": 0}), tiny)
     assert len(model.fusions) == 0
     with pytest.raises(ValueError, match="fusion must be one of attention, mean, none"):
         FusionGCN(2, 2, [2], [2], fusion="sum")

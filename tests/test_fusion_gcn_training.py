@@ -64,7 +64,7 @@ def test_train_returns_the_best_epochs_scorer_and_fusion_weights(tiny):
     assert fitted.best_epoch == fitted.checkpoint["epoch"] and fitted.checkpoint["optimizer"] is not None
     assert fitted.scorer(torch.tensor([0, 1]), torch.arange(4)).shape == (2, 4)
     assert fitted.fusion_weights["user"].shape == (tiny.num_users, 2)
-    assert train(tiny_config(epochs=1, fusion="none", contrastive_weight=0, cold_weight=0), tiny,
+    assert train(tiny_config(epochs=1, fusion="none", contrastive_weight=0, cold_weight=0, user_neighbours=0), tiny,
                  make_split(tiny, "warm", 0)).fusion_weights == {}
 
 

@@ -16,7 +16,7 @@ from raysearch.train.inputs import History, ModelInputs, NegativeSampler, select
 from raysearch.testing.datasets import tiny_dataset
 
 TINY = dict(embedding_dim=8, num_layers=2, batch_size=16, epochs=30, patience=30, learning_rate=0.05,
-            topk=[3], metric="ndcg@3", contrastive_pairs=16, propagation="sampled", fanout=2)
+            topk=[3], metric="ndcg@3", contrastive_pairs=16, propagation="sampled", fanout=2, user_neighbours=0)
 
 
 def star_graph() -> tuple[torch.Tensor, torch.Tensor]:

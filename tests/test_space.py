@@ -47,10 +47,11 @@ BASE = {"config": {"epochs": 5}, "params": {"learning_rate": {"type": "logunifor
     ({"experiment": {"num_samples": 8, "n_startup_trials": 9}}, "experiment: key 'n_startup_trials' = 9 must be in 1..num_samples (8)"),
     ({"experiment": {"n_startup_trials": 0}}, "experiment: key 'n_startup_trials' = 0 must be in 1..num_samples (16)"),
     ({"experiment": {"max_concurrent_trials": 0}}, "experiment: key 'max_concurrent_trials' = 0 must be >= 1 (or null: automatic)"),
-    ({"config": {"epochs": 5, "propagation": "sampled", "sparse_ids": True},
+    ({"config": {"epochs": 5, "propagation": "sampled", "sparse_ids": True, "user_neighbours": 0},
       "resources": {"use_gpu": True, "workers_per_trial": 2}},
      "sparse_ids: true with resources.use_gpu and workers_per_trial = 2: NCCL has no sparse all-reduce"),
-    ({"config": {"epochs": 5, "propagation": "sampled"}, "resources": {"use_gpu": True, "workers_per_trial": 2},
+    ({"config": {"epochs": 5, "propagation": "sampled", "user_neighbours": 0},
+      "resources": {"use_gpu": True, "workers_per_trial": 2},
       "params": {"sparse_ids": {"type": "choice", "values": [False, True]}}}, "NCCL has no sparse all-reduce"),
     ({"config": {"epochs": 5, "learning_rate": 0.5}, "experiment": {"evaluate_config": True}},
      "experiment.evaluate_config: config value learning_rate = 0.5 lies outside params.learning_rate"),
@@ -110,7 +111,8 @@ def test_params_are_the_chosen_models_keys(tmp_path):
 
 
 def test_resources_given_on_the_command_line_are_checked_too(tmp_path):
-    space = load_space(_write(tmp_path, {**BASE, "config": {"epochs": 5, "propagation": "sampled", "sparse_ids": True}}))
+    sampled = {"epochs": 5, "propagation": "sampled", "sparse_ids": True, "user_neighbours": 0}
+    space = load_space(_write(tmp_path, {**BASE, "config": sampled}))
     with pytest.raises(ConfigError, match="NCCL has no sparse all-reduce; set sparse_ids: false or workers_per_trial: 1"):
         space.with_resources(use_gpu=True, workers_per_trial=2)
     assert space.with_resources(workers_per_trial=2).resources.workers_per_trial == 2  # gloo all-reduces sparse

@@ -18,7 +18,8 @@ ABLATIONS: dict[str, dict] = {
     "no_cold_path": {"cold_weight": 0.0},
     "mean_fusion": {"fusion": "mean"},
     "no_graph": {"num_layers": 0},
-    "no_attributes": {"fusion": "none", "contrastive_weight": 0.0, "cold_weight": 0.0, "distill_weight": 0.0},
+    "no_attributes": {"fusion": "none", "contrastive_weight": 0.0, "cold_weight": 0.0, "distill_weight": 0.0,
+                      "user_neighbours": 0},
     "with_title_words": {"item_fields": ("genres", "year", "title")},  # a design choice, not a removal
 }
 LEARNING_RATES = (0.001, 0.005, 0.01, 0.05, 0.1)

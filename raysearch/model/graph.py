@@ -55,10 +55,11 @@ def attribute_neighbours(contents: Sequence[torch.Tensor], known: torch.Tensor, 
             columns.append(start + candidates[column])
             weights.append(weight)
         start += len(content)
-    row, column, weight = (torch.cat(parts) if parts else torch.zeros(0) for parts in (rows, columns, weights))
+    row, column = (torch.cat(parts).long() if parts else torch.zeros(0, dtype=torch.long) for parts in (rows, columns))
+    weight = torch.cat(weights) if weights else torch.zeros(0)
     with warnings.catch_warnings():  # torch flags sparse CSR as beta on every construction
         warnings.simplefilter("ignore", UserWarning)
-        return tuple(torch.sparse_coo_tensor(torch.stack(pair).long(), weight, (start, start)).coalesce().to_sparse_csr()
+        return tuple(torch.sparse_coo_tensor(torch.stack(pair), weight, (start, start)).coalesce().to_sparse_csr()
                      for pair in ((row, column), (column, row)))
 
 
