@@ -72,10 +72,16 @@ def test_a_multi_objective_search_writes_its_whole_front(front_search):
         config = TrainConfig.from_yaml(experiment / "front_configs" / f"{trial}.yaml")
         assert config.learning_rate == pytest.approx(trials.set_index("trial_id").loc[trial, "param_learning_rate"])
     assert not (experiment / "best_config.yaml").exists() and (experiment / "best_checkpoint").is_dir()
-    for name in ("pareto.png", "optimization_history_warm_ndcg@10.png", "param_importances_item_cold_ndcg@10.png",
-                 "validation_curves.png"):
+    for name in ("pareto.png", "optimization_history_warm_ndcg@10.png", "validation_curves.png"):
         assert (experiment / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
-    assert "## Pareto front" in (experiment / "summary.md").read_text()
+    summary = (experiment / "summary.md").read_text()
+    # a multi-objective study holds values for finished trials only (Optuna keeps none for pruned ones), so the
+    # importances need 2 trials ASHA let finish: drawn then, else summary.md says why
+    completed = int(((trials["stopped_by"] != "asha") & trials["error"].isna()).sum())
+    importances = experiment / "param_importances_item_cold_ndcg@10.png"
+    assert importances.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") if completed >= 2 else \
+        f"{importances.name} not drawn: needs 2 trials with an objective" in summary
+    assert "## Pareto front" in summary
 
 
 @pytest.mark.ray
