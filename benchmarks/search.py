@@ -3,7 +3,8 @@
     python benchmarks/search.py [--space search_spaces/default.yaml] [--seeds 3] [--quick]
 
 (a) seconds per epoch of a Ray Train run with 2 workers vs 1 (of 1 CPU and of all CPUs), at equal optimizer
-    steps per epoch;
+    steps per epoch, and the machine's ceiling for it (two independent one-thread copies of the training at once
+    against one alone);
 (b) per-trial overhead (wall time between trial ends minus the epochs' training and validation time), median and max
     over 8 one-worker trials run one at a time; (c) the space's own search (16 trials): wall time and best
     validation metric; (d) wall time until a search first reaches 98% of the best validation metric the ASHA + TPE
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import multiprocessing
 import os
 import statistics
 import sys
@@ -34,10 +36,12 @@ from ray import tune
 
 from raysearch.config import Scaling, TrainConfig
 from raysearch.data.movielens import Dataset, load_for
+from raysearch.data.protocols import make_split
 from raysearch.markdown import markdown_table
 from raysearch.search.distributed import make_trainer
 from raysearch.search.space import OBJECTIVE, SearchSpace, load_space
 from raysearch.search.tuning import init_ray, search
+from raysearch.train.fusion_gcn import run_epochs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,6 +135,28 @@ def ddp_epochs(config: TrainConfig, dataset: Dataset, storage: str) -> list[str]
             f"one-CPU speed) would give at most {2 * all_cpus / one_cpu:.2f}x over one worker of {cpus} CPUs.", ""]
 
 
+def one_thread_epochs(config: TrainConfig, dataset: Dataset) -> float:
+    """Mean training seconds per epoch (epochs 2..) of an in-process run on one torch thread, no Ray."""
+    torch.set_num_threads(1)
+    seconds = []
+    run_epochs(config, dataset, make_split(dataset, config.split, config.seed),
+               lambda metrics, checkpoint, improved: seconds.append(metrics["epoch_seconds"]))
+    return statistics.mean(seconds[1:])
+
+
+def independent_copies(config: TrainConfig, dataset: Dataset) -> list[str]:
+    """The machine's own ceiling for (a): the same one-thread training alone and as two copies at once (separate
+    processes sharing nothing), so two copies' throughput over one says what any two workers could gain here."""
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        alone = pool.apply(one_thread_epochs, (config, dataset))
+        both = pool.starmap(one_thread_epochs, [(config, dataset)] * 2)
+    gain = 2 * alone / statistics.mean(both)
+    return [f"The machine's ceiling: the same training on one thread without Ray takes {alone:.2f} s per epoch alone "
+            f"and {statistics.mean(both):.2f} s as two independent copies at once (separate processes), so two "
+            f"copies get through **{gain:.2f}x** the work of one: the most any two workers of 1 CPU could "
+            f"gain over one here, before any communication.", ""]
+
+
 def overhead(space: SearchSpace, dataset: Dataset, storage: Path, trials: int, epochs: int) -> list[str]:
     """(b): one-worker trials of ``epochs`` epochs, one at a time, none stopped early."""
     one_by_one = variant(space, "overhead", 0, [f"epochs={epochs}", f"patience={epochs}"], grace=epochs,
@@ -151,7 +177,9 @@ def default_search(space: SearchSpace, dataset: Dataset, storage: Path) -> list[
     """(c): the space's own search, as the README's main command runs it."""
     _, wall, trials = timed_search(space, dataset, storage)
     budget = space.experiment.num_samples * space.config.epochs
-    return [f"## (c) The {space.experiment.num_samples}-trial search (`{space.source}`)", "",
+    source = Path(space.source).resolve()
+    shown = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
+    return [f"## (c) The {space.experiment.num_samples}-trial search (`{shown}`)", "",
             f"Wall time **{wall / 60:.1f} min**; best validation {space.metric}: **{trials['best_value'].max():.4f}**. "
             f"Epochs run: {int(trials['epochs_run'].sum())} of {budget}; trials stopped by ASHA: "
             f"{int((trials['stopped_by'] == 'asha').sum())}, by patience: {int((trials['stopped_by'] == 'patience').sum())}.",
@@ -234,6 +262,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as storage:
         write(ddp_epochs(TrainConfig(epochs=2 if args.quick else 5, patience=5), dataset, storage))
+        write(independent_copies(TrainConfig(epochs=2 if args.quick else 5, patience=5), dataset))
         write(overhead(space, dataset, Path(storage), 3 if args.quick else 8, 1 if args.quick else 5))
         write(default_search(space, dataset, Path(storage)))
         write(time_to_target(space, dataset, Path(storage), 1 if args.quick else args.seeds), last=True)

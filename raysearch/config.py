@@ -48,6 +48,8 @@ class TrainConfig:
     split_file: str | None = None  # JSON split file used instead of drawing one (protocol = `split`); made absolute
     rating_threshold: float = 0.0  # ratings >= this count as positives (0 keeps every rating)
     text_buckets: int = 1024  # hash buckets for title words
+    year_spans: tuple[int, ...] = (5,)  # widths in years of the item year field's tokens: (5,) one "1995-1999"
+    # token per item; (1, 5) a bag of "1997" and "1995-1999" (see reports/ml-100k-years/)
     user_fields: tuple[str, ...] = ("gender", "age", "occupation", "zip_region")  # user attribute fields models see
     # (default on the sets without user attributes: anonymous)
     item_fields: tuple[str, ...] = ("genres", "year")  # item attribute fields models see; "title" (hashed words)
@@ -96,6 +98,8 @@ class TrainConfig:
             fields = getattr(self, name)
             check(name, fields, len(fields) > 0 and len(set(fields)) == len(fields), "must be a non-empty list of "
                   "distinct field names")
+        check("year_spans", self.year_spans, len(self.year_spans) > 0 and min(self.year_spans) >= 1
+              and len(set(self.year_spans)) == len(self.year_spans), "must be a non-empty list of distinct widths >= 1")
         check("topk", self.topk, len(self.topk) > 0 and min(self.topk) >= 1, "must be a non-empty list of K >= 1")
         name, _, k = self.metric.partition("@")
         prefixes = MIXED_PARTS if self.split == "mixed" else ()

@@ -42,6 +42,16 @@ def test_rating_threshold_keeps_only_high_ratings(data_root):
     assert len(high.interactions) == 34174 + 21201  # ratings 4 and 5 (data README)
 
 
+def test_year_spans_give_one_year_token_per_width(data_root):
+    fine = load_dataset("ml-100k", data_root / "ml-100k", year_spans=(1, 5)).item_fields[1]
+    assert fine.kind == "multi"
+    assert [fine.vocab[t] for t in fine.bag(0)] == ["1995", "1995-1999"]  # Toy Story (1995)
+    single = load_dataset("ml-100k", data_root / "ml-100k", year_spans=(10,)).item_fields[1]
+    assert single.kind == "categorical" and single.vocab[single.bag(0)[0]] == "1990-1999"
+    with pytest.raises(ConfigError, match=r"key 'year_spans' = \(5, 5\) must be a non-empty list of distinct"):
+        TrainConfig.from_dict({"year_spans": [5, 5]})
+
+
 def _copy_ml100k(data_root: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "ml-100k"
     folder.mkdir()

@@ -69,21 +69,26 @@ class Dataset:
         return dataclasses.replace(self, user_fields=chosen[0], item_fields=chosen[1])
 
 
-def load_dataset(name: str, directory: Path, rating_threshold: float = 0.0, text_buckets: int = 1024) -> Dataset:
-    """Load a MovieLens set (or a synthetic one in ML-25M's format) from the folder holding its files."""
+def load_dataset(name: str, directory: Path, rating_threshold: float = 0.0, text_buckets: int = 1024,
+                 year_spans: Sequence[int] = (5,)) -> Dataset:
+    """Load a MovieLens set (or a synthetic one in ML-25M's format) from the folder holding its files.
+
+    ``year_spans``: the widths in years of the ``year`` field's tokens, one token per width (5: "1995-1999",
+    1: "1997"); one width makes the field categorical, several a bag of one token per width."""
     loaders = {"ml-100k": _load_ml100k, "ml-1m": _load_ml1m, "ml-10m": _load_ml10m, "ml-20m": _load_ml25m,
                "ml-25m": _load_ml25m, "synthetic": _load_ml25m}
     if name not in loaders:
         raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(loaders)}")
     users, items, ratings, has_time = loaders[name](Path(directory))
-    return _index(name, users, items, ratings, has_time, rating_threshold, text_buckets)
+    return _index(name, users, items, ratings, has_time, rating_threshold, text_buckets, tuple(year_spans))
 
 
 def load_for(config: Any, data_dir: str | Path | None = None, download: bool = False) -> Dataset:
-    """The dataset a config names (its ``dataset``, ``rating_threshold``, ``text_buckets`` and attribute fields),
+    """The dataset a config names (its ``dataset``, ``rating_threshold``, ``text_buckets``, ``year_spans`` and
+    attribute fields),
     from ``data_dir`` (see :func:`~raysearch.data.downloads.data_root`), fetched first if asked and missing."""
     folder = dataset_dir(config.dataset, data_root(data_dir), download=download)
-    dataset = load_dataset(config.dataset, folder, config.rating_threshold, config.text_buckets)
+    dataset = load_dataset(config.dataset, folder, config.rating_threshold, config.text_buckets, config.year_spans)
     return dataset.with_fields(config.user_fields, config.item_fields)
 
 
@@ -187,7 +192,7 @@ def _unique_ids(frame: pd.DataFrame, path: Path, what: str) -> pd.DataFrame:
 
 
 def _index(name: str, users: pd.DataFrame | None, items: pd.DataFrame, ratings: pd.DataFrame, has_time: bool,
-           threshold: float, text_buckets: int) -> Dataset:
+           threshold: float, text_buckets: int, year_spans: tuple[int, ...]) -> Dataset:
     """The thresholded, de-duplicated pairs over contiguous indices, with the fields; ``users`` None: the set has
     no user attributes, and every user gets the one ``anonymous`` field (the same unknown token for all)."""
     path = ratings.attrs["path"]
@@ -212,7 +217,7 @@ def _index(name: str, users: pd.DataFrame | None, items: pd.DataFrame, ratings: 
         user_fields=_user_fields(users, user_ids),
         item_fields=(
             features.multi("genres", items["genres"].tolist()),
-            features.categorical("year", [_year_bucket(y) for y in years]),
+            _year_field(years, year_spans),
             features.hashed_text("title", titles.tolist(), text_buckets),
         ),
         item_titles=tuple(items["title"].tolist()),
@@ -269,8 +274,14 @@ def _title_year(title: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _year_bucket(year: object) -> str:
-    return "" if pd.isna(year) else f"{int(year) // 5 * 5}-{int(year) // 5 * 5 + 4}"
+def _year_field(years: pd.Series, spans: tuple[int, ...]) -> Field:
+    """Each year as one token per span width: "1997" (width 1), "1995-1999" (width 5); no token when unknown."""
+    def token(year: int, span: int) -> str:
+        return str(year) if span == 1 else f"{year // span * span}-{year // span * span + span - 1}"
+    bags = [[] if pd.isna(y) else [token(int(y), span) for span in spans] for y in years]
+    if len(spans) == 1:
+        return features.categorical("year", [bag[0] if bag else "" for bag in bags])
+    return features.multi("year", bags)
 
 
 def _zip_region(code: str) -> str:
