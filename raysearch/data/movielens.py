@@ -85,8 +85,8 @@ def load_dataset(name: str, directory: Path, rating_threshold: float = 0.0, text
 
 def load_for(config: Any, data_dir: str | Path | None = None, download: bool = False) -> Dataset:
     """The dataset a config names (its ``dataset``, ``rating_threshold``, ``text_buckets``, ``year_spans`` and
-    attribute fields),
-    from ``data_dir`` (see :func:`~raysearch.data.downloads.data_root`), fetched first if asked and missing."""
+    attribute fields), from ``data_dir`` (see :func:`~raysearch.data.downloads.data_root`), fetched first if asked
+    and missing."""
     folder = dataset_dir(config.dataset, data_root(data_dir), download=download)
     dataset = load_dataset(config.dataset, folder, config.rating_threshold, config.text_buckets, config.year_spans)
     return dataset.with_fields(config.user_fields, config.item_fields)
