@@ -3,8 +3,9 @@
     python benchmarks/search.py [--space search_spaces/default.yaml] [--seeds 3] [--quick]
 
 (a) seconds per epoch of a Ray Train run with 2 workers vs 1 (of 1 CPU and of all CPUs), at equal optimizer
-    steps per epoch, and the machine's ceiling for it (two independent one-thread copies of the training at once
-    against one alone);
+    steps per epoch, at the default batch and a larger one; the same as plain torch DDP without Ray, and the cores
+    Ray's own processes take meanwhile; and the machine's ceiling for it (two independent one-thread copies of the
+    training at once against one alone);
 (b) per-trial overhead (wall time between trial ends minus the epochs' training and validation time), median and max
     over 8 one-worker trials run one at a time; (c) the space's own search (16 trials): wall time and best
     validation metric; (d) wall time until a search first reaches 98% of the best validation metric the ASHA + TPE
@@ -23,14 +24,17 @@ import dataclasses
 import math
 import multiprocessing
 import os
+import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 import torch
 from ray import tune
 
@@ -42,6 +46,7 @@ from raysearch.search.distributed import make_trainer
 from raysearch.search.space import OBJECTIVE, SearchSpace, load_space
 from raysearch.search.tuning import init_ray, search
 from raysearch.train.fusion_gcn import run_epochs
+from raysearch.train.ranks import Ranks
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,28 +116,107 @@ def timed_search(space: SearchSpace, dataset: Dataset, storage: Path,
     return timeline, time.time() - timeline.started, pd.read_csv(str(experiment / "trials.csv"))
 
 
-def ddp_epochs(config: TrainConfig, dataset: Dataset, storage: str) -> list[str]:
-    """(a): mean training seconds per epoch (epochs 2.., the first warms up) of one worker with one CPU, one worker
-    with all CPUs, and two workers sharing them; the speed-ups of two workers over each one-worker layout, and the
-    most two workers could give over one worker of the same CPUs (perfect data parallelism: twice the one-CPU speed).
-    """
+BATCHES = (2048, 8192)  # (a): the default batch, and one whose per-rank share outweighs the whole-graph pass
+
+
+class OtherProcessesCpu:
+    """Cores' worth of CPU that every process but the Ray Train workers used while the workers ran (sampled every
+    2 s from the first moment they are up to the last): what Ray itself takes from the cores they train on."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, dict[int, float], bool]] = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> "OtherProcessesCpu":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def _sample(self) -> None:
+        while not self.done.wait(2.0):
+            times, workers = {}, False
+            for process in psutil.process_iter(["cmdline", "cpu_times"]):
+                if "RayTrainWorker" in " ".join(process.info["cmdline"] or []):
+                    workers = True
+                elif process.info["cpu_times"] is not None:
+                    times[process.pid] = process.info["cpu_times"].user + process.info["cpu_times"].system
+            self.samples.append((time.time(), times, workers))
+
+    def cores(self) -> float:
+        running = [(at, times) for at, times, workers in self.samples if workers]
+        (first, before), (last, after) = running[0], running[-1]
+        return sum(after[pid] - before[pid] for pid in after.keys() & before.keys()) / (last - first)
+
+
+def ray_layouts(config: TrainConfig, dataset: Dataset,
+                storage: str) -> tuple[dict[tuple[int, float], float], list, float]:
+    """Mean training seconds per epoch (epochs 2..) of Ray Train runs of one worker with one CPU, one with all CPUs
+    and two sharing them; the table rows; and the cores Ray's own processes used during the two-worker run."""
     cpus = os.cpu_count()
-    rows, seconds = [], {}
+    seconds, rows, ray_cores = {}, [], 0.0
     for workers, per_worker in ((1, 1.0), (1, cpus), (2, cpus / 2)):
         scaling = Scaling(workers_per_trial=workers, cpus_per_worker=per_worker)
-        frame = make_trainer(config, dataset, scaling, f"ddp-{workers}x{per_worker:g}", storage).fit().metrics_dataframe
+        with OtherProcessesCpu() as others:
+            name = f"ddp-{config.batch_size}-{workers}x{per_worker:g}"
+            frame = make_trainer(config, dataset, scaling, name, storage).fit().metrics_dataframe
+        ray_cores = others.cores() if workers == 2 else ray_cores
         last = frame.loc[frame["epoch"].idxmax()]
         seconds[workers, per_worker] = frame.loc[frame["epoch"] >= 2, "epoch_seconds"].mean()
-        rows.append([workers, f"{per_worker:g}", int(last["train_steps"] / last["epoch"]),
+        rows.append([config.batch_size, workers, f"{per_worker:g}", int(last["train_steps"] / last["epoch"]),
                      f"{seconds[workers, per_worker]:.2f}", f"{last['valid_ndcg@10']:.4f}"])
-    one_cpu, all_cpus, two = seconds[1, 1.0], seconds[1, cpus], seconds[2, cpus / 2]
+    return seconds, rows, ray_cores
+
+
+def torch_ddp_worker(rank: int, world: int, port: int, config: TrainConfig, dataset: Dataset,
+                     seconds: Any) -> None:
+    """One rank of a plain torch DDP run (gloo, one thread, no Ray) of the same :func:`run_epochs` Ray Train runs."""
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    times = []
+    run_epochs(config, dataset, make_split(dataset, config.split, config.seed),
+               lambda metrics, checkpoint, improved: times.append(metrics["epoch_seconds"]),
+               ranks=Ranks(rank, world), wrap=torch.nn.parallel.DistributedDataParallel if world > 1 else lambda m: m)
+    seconds.put(statistics.mean(times[1:]))
+    torch.distributed.destroy_process_group()
+
+
+def torch_ddp_epochs(config: TrainConfig, dataset: Dataset, world: int) -> float:
+    """Mean training seconds per epoch (epochs 2..) of ``world`` one-thread ranks of plain torch DDP, no Ray."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    seconds = torch.multiprocessing.get_context("spawn").SimpleQueue()
+    torch.multiprocessing.spawn(torch_ddp_worker, (world, port, config, dataset, seconds), nprocs=world)
+    return max(seconds.get() for _ in range(world))
+
+
+def ddp_epochs(config: TrainConfig, dataset: Dataset, storage: str) -> list[str]:
+    """(a): at each of ``BATCHES``, seconds per epoch of Ray Train runs of one worker with one CPU, one worker with all
+    CPUs and two workers sharing them, at equal optimizer steps per epoch; the same one-CPU and two-worker runs as
+    plain torch DDP without Ray; and the cores Ray's own processes took while two workers trained."""
+    cpus = os.cpu_count()
+    rows, lines = [], []
+    for batch in BATCHES:
+        sized = config.with_overrides([f"batch_size={batch}"])
+        seconds, layout_rows, ray_cores = ray_layouts(sized, dataset, storage)
+        rows.extend(layout_rows)
+        one_cpu, all_cpus, two = seconds[1, 1.0], seconds[1, cpus], seconds[2, cpus / 2]
+        plain_one, plain_two = torch_ddp_epochs(sized, dataset, 1), torch_ddp_epochs(sized, dataset, 2)
+        lines.append(f"- batch {batch}: two workers of {cpus / 2:g} CPU are **{one_cpu / two:.2f}x** one worker of "
+                     f"1 CPU and {all_cpus / two:.2f}x one worker of {cpus} CPUs under Ray. Plain torch DDP of the "
+                     f"same training, no Ray: {plain_one:.2f} s per epoch on one rank, {plain_two:.2f} s on two, "
+                     f"**{plain_one / plain_two:.2f}x**. While the two Ray workers trained, Ray's own processes "
+                     f"(controller, placement-group cleaner, GCS, raylet, dashboard, ...) used "
+                     f"{ray_cores:.2f} of the {cpus} cores.")
     return ["## (a) Data-parallel training: seconds per epoch at equal optimizer steps", "",
-            f"A Ray Train run of {config.epochs} epochs (default config), training time of epochs 2..:", "",
-            markdown_table(["workers", "CPUs per worker", "steps per epoch", "s/epoch", "valid NDCG@10 at the end"], rows),
-            "", f"Two workers of {cpus / 2:g} CPU: **{one_cpu / two:.2f}x** the speed of one worker of 1 CPU, "
-            f"**{all_cpus / two:.2f}x** that of one worker of {cpus} CPUs. One worker runs {one_cpu / all_cpus:.2f}x "
-            f"faster on {cpus} CPUs than on 1, so on these CPUs perfect data parallelism (two workers at twice the "
-            f"one-CPU speed) would give at most {2 * all_cpus / one_cpu:.2f}x over one worker of {cpus} CPUs.", ""]
+            f"Ray Train runs of {config.epochs} epochs (default config at each batch size), training time of "
+            "epochs 2..:", "",
+            markdown_table(["batch", "workers", "CPUs per worker", "steps per epoch", "s/epoch",
+                            "valid NDCG@10 at the end"], rows), "", *lines, ""]
 
 
 def one_thread_epochs(config: TrainConfig, dataset: Dataset) -> float:

@@ -88,7 +88,7 @@ def _rows_and_columns(pairs: np.ndarray, users: torch.Tensor, column: torch.Tens
     """(row in ``users``, candidate column) of the pairs whose user is scored and whose item is a
     candidate, sorted by row: int [n, 2]."""
     pairs = torch.as_tensor(pairs, dtype=torch.long).reshape(-1, 2)
-    rows = torch.searchsorted(users, pairs[:, 0].contiguous()).clamp(max=len(users) - 1)
+    rows = torch.searchsorted(users.contiguous(), pairs[:, 0].contiguous()).clamp(max=len(users) - 1)
     cols = column[pairs[:, 1]]
     keep = (users[rows] == pairs[:, 0]) & (cols >= 0)
     found = torch.stack([rows[keep], cols[keep]], 1)
