@@ -92,6 +92,23 @@ def test_sampled_forward_with_a_covering_fanout_and_a_fresh_history_equals_the_f
                for layer, fresh in zip(history.table.unbind(1), full.layers))
 
 
+def test_with_a_fresh_history_a_small_fanout_is_exact_too():
+    """The control variates: right after the refresh nothing has drifted from the reference, so a fan-out of 1
+    (one neighbour drawn of up to 6) changes nothing; an outdated history (drift) reaches the seeds through the
+    sampled rows."""
+    dataset = tiny_dataset()
+    inputs = ModelInputs.build(dataset, make_split(dataset, "warm", 0).train)
+    model = build_model(TrainConfig.from_dict({**TINY, "num_layers": 3}), dataset).eval()
+    full = inputs.forward(model)
+    history = History(model, inputs)
+    seeds = torch.arange(0, len(inputs.known), 3)
+    sampled, ids = inputs.sampled_forward(model, seeds, 1, history, torch.Generator().manual_seed(0))
+    assert torch.allclose(sampled.nodes, full.nodes[ids], atol=1e-5)
+    history.table.add_(1.0)
+    drifted, _ = inputs.sampled_forward(model, seeds, 1, history, torch.Generator().manual_seed(0))
+    assert not torch.allclose(drifted.nodes, full.nodes[ids], atol=1e-3)
+
+
 def test_a_sampled_step_reads_its_neighbours_inputs_from_the_history_and_writes_its_seeds_back():
     """A seed's first layer is its sampled row times its neighbours' inputs (ID + attributes), read from the
     history; an outdated history (zeros) changes it, and the step then stores the seed's new input."""

@@ -140,7 +140,7 @@ class FusionGCN(nn.Module):
         """Representations of all ``N`` nodes, or of a sampled step's ``s`` seeds.
 
         graph: the normalised sparse ``[N, N]`` adjacency, or a :class:`~raysearch.model.graph.SampledGraph`
-            (its seeds' sampled rows over a context of ``c`` nodes, and the context's history of layer inputs);
+            (its seeds' sampled rows over a context of ``c`` nodes, and the history's layer inputs);
         known: bool ``[N]`` (``[s]``), True where a node has training edges; the bags: the entities' fields (of the
             seeds' users and items only, when sampled); nodes: the seeds' sorted global ids ``[s]`` (users first)
             when sampled, else None; neighbours: (full graph only) the row-normalised sparse ``[N, N]``
@@ -166,12 +166,13 @@ class FusionGCN(nn.Module):
 
     def _propagate(self, graph: Graph, x: torch.Tensor) -> list[torch.Tensor]:
         """Each layer's output for the rows of ``x``. Sampled, a layer's input is the context's history with the
-        seeds' rows fresh (GNNAutoScale), so a step computes nothing for the context beyond its seeds."""
+        seeds' rows fresh (GNNAutoScale), so a step computes nothing for the context beyond its seeds; the sampled
+        rows only carry the change from the reference (see :class:`~raysearch.model.graph.SampledGraph`)."""
         if not isinstance(graph, SampledGraph):
             return [x := conv(x, graph) for conv in self.convs]
         outputs = []
-        for history in graph.history:
-            x = sparse_matmul(graph.matrix, graph.transposed, history.index_copy(0, graph.seeds, x))
+        for drift, reference, base in zip(graph.drift, graph.reference, graph.base):
+            x = base + sparse_matmul(graph.matrix, graph.transposed, drift.index_copy(0, graph.seeds, x - reference))
             outputs.append(x)
         return outputs
 

@@ -116,13 +116,18 @@ def segments(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 class SampledGraph(NamedTuple):
-    """One training step's propagation around its seed nodes (see :func:`sample_neighbours`): exact sampled
-    products for the seeds, the other nodes' layer inputs from a history of earlier ones (GNNAutoScale)."""
+    """One training step's propagation around its seed nodes (see :func:`sample_neighbours`), the other nodes'
+    layer inputs from a history of earlier ones (GNNAutoScale). A seed's layer output is its exact row of the
+    adjacency times a reference (the history at its last full refresh), plus its sampled row times what changed
+    since (control variates, VR-GCN, Chen et al. 2018): unbiased, and without sampling noise while nothing has
+    changed, so a small fan-out costs little accuracy."""
 
     seeds: torch.Tensor  # [s] positions of the seeds among the context nodes (sorted global ids; increasing)
     matrix: torch.Tensor  # sparse CSR [s, c]: the seeds' sampled, weighted rows of the normalised adjacency
     transposed: torch.Tensor  # sparse CSR [c, s], its transpose (for the gradient)
-    history: tuple[torch.Tensor, ...]  # per layer 1..L: [c, d] inputs of the context nodes, no gradient
+    drift: tuple[torch.Tensor, ...]  # per layer 1..L: [c, d] the context's inputs minus their reference, no gradient
+    reference: tuple[torch.Tensor, ...]  # per layer: [s, d] the seeds' reference inputs
+    base: tuple[torch.Tensor, ...]  # per layer: [s, d] the seeds' exact outputs from the reference inputs
 
 
 def sample_neighbours(adjacency: torch.Tensor, seeds: torch.Tensor, fanout: int,

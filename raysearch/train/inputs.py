@@ -14,7 +14,7 @@ from raysearch.data.movielens import Dataset
 from raysearch.data.protocols import Split
 from raysearch.model.fusion_gcn import Representations
 from raysearch.model.graph import (SampledGraph, attribute_neighbours, bipartite_adjacency, sample_neighbours,
-                                   segments)
+                                   segments, sparse_matmul)
 
 Bags = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -68,7 +68,7 @@ class ModelInputs:
         seeds = nodes[positions]
         users = seeds[seeds < self.num_users]
         items = seeds[len(users):] - self.num_users
-        reps = model(SampledGraph(positions, matrix, transposed, history.gather(nodes)), self.known[seeds],
+        reps = model(SampledGraph(positions, matrix, transposed, *history.gather(nodes, positions)), self.known[seeds],
                      select_bags(self.user_bags, users), select_bags(self.item_bags, items), seeds)
         history.push(seeds, reps.layers)
         return reps, seeds
@@ -78,18 +78,29 @@ class History:
     """Every node's inputs of layers 1..L (its ID + attributes, then the outputs of layers 1..L-1) as last computed
     (GNNAutoScale's histories, Fey et al. 2021): a sampled step computes its seeds' layers from their sampled
     neighbours' inputs, read here, so its cost depends on the batch and the fan-out, not on the graph. Refreshed
-    from an exact full propagation at every epoch's start, and by every step for its seeds."""
+    from an exact full propagation at every epoch's start, and by every step for its seeds. The refresh is also
+    kept as the reference of the control variates (see :class:`~raysearch.model.graph.SampledGraph`), with every
+    node's exact layer outputs from it."""
 
     def __init__(self, model: torch.nn.Module, inputs: ModelInputs) -> None:
         training = model.training
         with torch.no_grad():
             layers = inputs.forward(model.eval()).layers
         model.train(training)
-        self.table = torch.stack(layers, 1) if layers else torch.empty(len(inputs.known), 0, 0)  # [N, L, d]
+        if not layers:
+            self.table = self.reference = self.base = torch.empty(len(inputs.known), 0, 0)
+            return
+        last = sparse_matmul(inputs.adjacency, inputs.adjacency, layers[-1])
+        self.table = torch.stack(layers, 1)  # [N, L, d]
+        self.reference = self.table.clone()
+        self.base = torch.stack([*layers[1:], last], 1)  # layer l's output from the reference is layer l+1's input
 
-    def gather(self, nodes: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Each layer's inputs ``[c, d]`` of the nodes ``nodes`` (one read of their rows of every layer)."""
-        return tuple(self.table[nodes].unbind(1))
+    def gather(self, nodes: torch.Tensor, seeds: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], ...]:
+        """Per layer: the drift ``[c, d]`` of the context ``nodes``, and the reference and base ``[s, d]`` of its
+        seeds (positions ``seeds`` in ``nodes``), as :class:`~raysearch.model.graph.SampledGraph` takes them."""
+        ids = nodes[seeds]
+        return ((self.table[nodes] - self.reference[nodes]).unbind(1), self.reference[ids].unbind(1),
+                self.base[ids].unbind(1))
 
     def push(self, nodes: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> None:
         if inputs:
