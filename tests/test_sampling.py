@@ -81,7 +81,7 @@ def test_sampled_forward_with_a_covering_fanout_and_a_fresh_history_equals_the_f
     model = build_model(config, dataset).eval()
     full = inputs.forward(model)
     history = History(model, inputs)
-    assert history.table.shape == (22, 3, 8)  # inputs of layers 1-3 of all nodes
+    assert history.reference.shape == (22, 3, 8)  # inputs of layers 1-3 of all nodes
     seeds = torch.tensor([5, 0, dataset.num_users + 8, dataset.num_users + 1, 0])
     sampled, ids = inputs.sampled_forward(model, seeds, 100, history, torch.Generator())
     assert ids.tolist() == sorted(set(seeds.tolist()))
@@ -89,7 +89,7 @@ def test_sampled_forward_with_a_covering_fanout_and_a_fresh_history_equals_the_f
     assert torch.allclose(sampled.nodes, full.nodes[ids], atol=1e-5)
     assert torch.allclose(sampled.attributes, full.attributes[ids], atol=1e-6)
     assert all(torch.allclose(layer[ids], fresh[ids], atol=1e-5)
-               for layer, fresh in zip(history.table.unbind(1), full.layers))
+               for layer, fresh in zip((history.reference + history.drift).unbind(1), full.layers))
 
 
 def test_with_a_fresh_history_a_small_fanout_is_exact_too():
@@ -104,9 +104,18 @@ def test_with_a_fresh_history_a_small_fanout_is_exact_too():
     seeds = torch.arange(0, len(inputs.known), 3)
     sampled, ids = inputs.sampled_forward(model, seeds, 1, history, torch.Generator().manual_seed(0))
     assert torch.allclose(sampled.nodes, full.nodes[ids], atol=1e-5)
-    history.table.add_(1.0)
+    history.drift.add_(1.0)
     drifted, _ = inputs.sampled_forward(model, seeds, 1, history, torch.Generator().manual_seed(0))
     assert not torch.allclose(drifted.nodes, full.nodes[ids], atol=1e-3)
+
+
+def test_without_layers_a_sampled_forward_is_the_full_one():
+    dataset = tiny_dataset()
+    inputs = ModelInputs.build(dataset, make_split(dataset, "warm", 0).train)
+    model = build_model(TrainConfig.from_dict({**TINY, "num_layers": 0}), dataset).eval()
+    seeds = torch.tensor([0, 4, dataset.num_users + 2])
+    sampled, ids = inputs.sampled_forward(model, seeds, 1, History(model, inputs), torch.Generator())
+    assert torch.allclose(sampled.nodes, inputs.forward(model).nodes[ids])
 
 
 def test_a_sampled_step_reads_its_neighbours_inputs_from_the_history_and_writes_its_seeds_back():
@@ -117,10 +126,11 @@ def test_a_sampled_step_reads_its_neighbours_inputs_from_the_history_and_writes_
     model = build_model(TrainConfig.from_dict({**TINY, "fanout": 100}), dataset).eval()
     history = History(model, inputs)
     exact, _ = inputs.sampled_forward(model, torch.tensor([3]), 100, history, torch.Generator())
-    history.table[:, 0].zero_()
+    history.drift[:, 0] = -history.reference[:, 0]  # every input of layer 1 outdated: zeros
     stale, _ = inputs.sampled_forward(model, torch.tensor([3]), 100, history, torch.Generator())
     assert not torch.allclose(stale.nodes, exact.nodes)
-    assert history.table[3, 0].abs().sum() > 0 and history.table[4, 0].abs().sum() == 0
+    current = history.reference + history.drift
+    assert current[3, 0].abs().sum() > 0 and current[4, 0].abs().sum() == 0
 
 
 def test_negatives_from_a_pool_come_from_it_and_avoid_training_positives():

@@ -77,34 +77,33 @@ class ModelInputs:
 class History:
     """Every node's inputs of layers 1..L (its ID + attributes, then the outputs of layers 1..L-1) as last computed
     (GNNAutoScale's histories, Fey et al. 2021): a sampled step computes its seeds' layers from their sampled
-    neighbours' inputs, read here, so its cost depends on the batch and the fan-out, not on the graph. Refreshed
-    from an exact full propagation at every epoch's start, and by every step for its seeds. The refresh is also
-    kept as the reference of the control variates (see :class:`~raysearch.model.graph.SampledGraph`), with every
-    node's exact layer outputs from it."""
+    neighbours' inputs, read here, so its cost depends on the batch and the fan-out, not on the graph. An exact full
+    propagation at every epoch's start gives the ``reference`` (and the last layer's exact outputs from it); every
+    step then writes its seeds' new inputs as their ``drift`` from it, what the control variates sample (see
+    :class:`~raysearch.model.graph.SampledGraph`). A node's current inputs are ``reference + drift``."""
 
     def __init__(self, model: torch.nn.Module, inputs: ModelInputs) -> None:
         training = model.training
         with torch.no_grad():
             layers = inputs.forward(model.eval()).layers
         model.train(training)
-        if not layers:
-            self.table = self.reference = self.base = torch.empty(len(inputs.known), 0, 0)
-            return
-        last = sparse_matmul(inputs.adjacency, inputs.adjacency, layers[-1])
-        self.table = torch.stack(layers, 1)  # [N, L, d]
-        self.reference = self.table.clone()
-        self.base = torch.stack([*layers[1:], last], 1)  # layer l's output from the reference is layer l+1's input
+        self.reference = torch.stack(layers, 1) if layers else torch.empty(len(inputs.known), 0, 0)  # [N, L, d]
+        self.drift = torch.zeros_like(self.reference)
+        self.last = sparse_matmul(inputs.adjacency, inputs.adjacency, layers[-1]) if layers else None  # [N, d]
 
     def gather(self, nodes: torch.Tensor, seeds: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], ...]:
-        """Per layer: the drift ``[c, d]`` of the context ``nodes``, and the reference and base ``[s, d]`` of its
-        seeds (positions ``seeds`` in ``nodes``), as :class:`~raysearch.model.graph.SampledGraph` takes them."""
-        ids = nodes[seeds]
-        return ((self.table[nodes] - self.reference[nodes]).unbind(1), self.reference[ids].unbind(1),
-                self.base[ids].unbind(1))
+        """Per layer: the drift ``[c, d]`` of the context ``nodes``, and the reference inputs and exact outputs
+        ``[s, d]`` of its seeds (positions ``seeds`` in ``nodes``), as :class:`~raysearch.model.graph.SampledGraph`
+        takes them. Layer l's exact output from the reference is layer l+1's reference input."""
+        if self.last is None:  # no layers
+            return (), (), ()
+        reference = self.reference[nodes[seeds]]
+        base = torch.cat([reference[:, 1:], self.last[nodes[seeds]].unsqueeze(1)], 1)
+        return self.drift[nodes].unbind(1), reference.unbind(1), base.unbind(1)
 
     def push(self, nodes: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> None:
         if inputs:
-            self.table[nodes] = torch.stack(inputs, 1).detach().to(self.table.dtype)
+            self.drift[nodes] = torch.stack(inputs, 1).detach().to(self.drift.dtype) - self.reference[nodes]
 
 
 def select_bags(bags: Bags, index: torch.Tensor) -> Bags:
